@@ -1,0 +1,107 @@
+"""snn-compendium pipeline: `snakemake all` regenerates every figure, table and claim.
+
+Each paper notebook notebooks/papers/<key>.ipynb runs through papermill with the run's
+profile, data mode, device and seeds (config/config.yaml, checked against
+config/schema.yaml). Its figures and tables, declared under `outputs:` in
+config/<key>.yaml, are the rule's outputs, so deleting one reruns exactly that work.
+The tutorials are executed too. `results/claims.md` and the README's results table
+gather every work's claims.json.
+
+    snakemake all                                   # default profile, embedded data
+    snakemake all --config profile=smoke            # seconds per notebook (CI)
+    snakemake --report report.html                  # HTML report: every figure + caption
+    snakemake all --workflow-profile profiles/slurm # on a SLURM cluster
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from snnlib.config import ConfigError, load_work_outputs, validate_run_config
+from snnlib.pipeline import write_captions
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    validate_run_config(config, "config/schema.yaml")
+except ConfigError as err:
+    sys.exit(f"snn-compendium: {err}")
+
+PYTHON = sys.executable
+CAPTIONS = ".snakemake/captions"
+WORKS = sorted(p.stem for p in Path("notebooks/papers").glob("*.ipynb"))
+TUTORIALS = sorted(p.stem for p in Path("notebooks/tutorials").glob("*.ipynb"))
+RUN_PARAMS = json.dumps({k: config[k] for k in ("profile", "data", "device", "seeds")})
+
+for key in WORKS:
+    if not Path(f"config/{key}.yaml").is_file():
+        sys.exit(f"snn-compendium: notebooks/papers/{key}.ipynb has no config/{key}.yaml; add one (see README)")
+write_captions([f"config/{key}.yaml" for key in WORKS], CAPTIONS)
+
+
+def in_report(path, key, name):
+    """Flag `path` for `snakemake --report` with its declared caption."""
+    return report(path, caption=f"{CAPTIONS}/{key}/{name}.rst", category=key)
+
+
+def declared(key):
+    """The figures (png + pdf) and tables that work `key` declares."""
+    outputs = load_work_outputs(key)
+    figures = [in_report(f"figures/{key}/{name}.png", key, name) for name in outputs.figures]
+    figures += [f"figures/{key}/{name}.pdf" for name in outputs.figures]
+    tables = [in_report(f"results/{key}/{name}.csv", key, name) for name in outputs.tables]
+    return figures, tables
+
+
+DECLARED = {key: declared(key) for key in WORKS}
+
+
+rule all:
+    input:
+        "results/claims.md",
+        expand("results/tutorials/{name}.ipynb", name=TUTORIALS),
+        [path for figures, tables in DECLARED.values() for path in figures + tables],
+
+
+for key, (figures, tables) in DECLARED.items():
+
+    rule:
+        name:
+            f"paper_{key}"
+        input:
+            notebook=f"notebooks/papers/{key}.ipynb",
+            config=f"config/{key}.yaml",
+        output:
+            notebook=f"results/{key}/{key}.ipynb",
+            claims=f"results/{key}/claims.json",
+            figures=figures,
+            tables=tables,
+        params:
+            run=RUN_PARAMS,
+        log:
+            f"logs/{key}.log",
+        shell:
+            "{PYTHON:q} -m snnlib.pipeline notebook {input.notebook:q} {output.notebook:q} "
+            "--params {params.run:q} > {log:q} 2>&1"
+
+
+rule tutorial:
+    input:
+        "notebooks/tutorials/{name}.ipynb",
+    output:
+        "results/tutorials/{name}.ipynb",
+    log:
+        "logs/tutorials/{name}.log",
+    shell:
+        "{PYTHON:q} -m snnlib.pipeline notebook {input:q} {output:q} > {log:q} 2>&1"
+
+
+rule claims:
+    input:
+        expand("results/{key}/claims.json", key=WORKS),
+    output:
+        "results/claims.md",
+    shell:
+        "{PYTHON:q} -m snnlib.pipeline claims {output:q} {input:q} --readme README.md"

@@ -1,0 +1,185 @@
+"""Configuration: the run-wide settings of the pipeline and each work's hyper-parameters.
+
+Two kinds of file live in ``config/``:
+
+* ``config/config.yaml`` -- the run: ``profile`` (smoke | default | paper), ``data``
+  (embedded | real), ``device`` and ``seeds``. It is checked against ``config/schema.yaml``
+  by :func:`validate_run_config`; a bad value is refused with a message naming the key.
+* ``config/<key>.yaml`` -- one work's hyper-parameters, one section per profile::
+
+      common:   {hidden: 128}            # optional, merged under every profile
+      smoke:    {epochs: 1, n_train: 64}
+      default:  {epochs: 10, n_train: 1500}
+      paper:    {epochs: 100, n_train: null}
+      outputs:                            # what the notebook writes, declared for Snakemake
+        figures: {accuracy: "Caption of figures/<key>/accuracy.png"}
+        tables:  {accuracy: "Caption of results/<key>/accuracy.csv"}
+
+  After merging ``common``, the three profiles must define the same keys, each with the
+  same type in every profile (``null`` stands for "not used in this profile"), so that a
+  notebook written against one profile runs on the others. :func:`load_work_config`
+  returns one profile's merged section.
+
+Notebooks find the project from any working directory with :func:`project_root`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("smoke", "default", "paper")
+WORK_SECTIONS = {"common", *PROFILES, "outputs", "description"}
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the key and the fix."""
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The project's top folder: the first parent of ``start`` (default: the working
+    directory) holding both a ``Snakefile`` and ``snnlib/``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Snakefile").is_file() and (folder / "snnlib").is_dir():
+            return folder
+    raise ConfigError(
+        f"no snn-compendium project above {here}: run from inside the repository "
+        "(the folder with the Snakefile) or pass its path explicitly"
+    )
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+
+
+def _key_path(error) -> str:
+    """'seeds[1]'-style name of where a jsonschema error occurred."""
+    name = ""
+    for part in error.absolute_path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "<top level>"
+
+
+def validate_run_config(config: dict, schema_path: str | os.PathLike | None = None) -> dict:
+    """Check the run configuration against ``config/schema.yaml``.
+
+    Returns the configuration unchanged; raises :class:`ConfigError` naming the first
+    offending key, its value and what is allowed.
+    """
+    import jsonschema
+
+    schema = _read_yaml(Path(schema_path) if schema_path else project_root() / "config" / "schema.yaml")
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = _key_path(err)
+        hint = err.schema.get("description", "")
+        raise ConfigError(
+            f"config key '{key}': {err.message}"
+            + (f" ({hint})" if hint else "")
+            + "; fix it in config/config.yaml or in --config"
+        )
+    return config
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return True
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return type(a) is type(b)
+
+
+def _check_work(path: Path, raw: Any) -> dict[str, dict]:
+    """Validate a work's YAML and return the merged section of every profile."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {list(PROFILES)}")
+    unknown = set(raw) - WORK_SECTIONS
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(WORK_SECTIONS)}")
+    common = raw.get("common") or {}
+    merged = {}
+    for profile in PROFILES:
+        section = raw.get(profile)
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: section '{profile}' is missing or not a mapping")
+        for name, value in (("common", common), (profile, section)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: section '{name}' must be a mapping")
+        merged[profile] = {**common, **section}
+    reference = merged["default"]
+    for profile in PROFILES:
+        missing = set(reference) ^ set(merged[profile])
+        if missing:
+            raise ConfigError(
+                f"{path}: key(s) {sorted(missing)} are not defined in every profile; "
+                "define them in each of smoke/default/paper (null where unused) or under common"
+            )
+        for name, value in merged[profile].items():
+            if not _same_type(value, reference[name]):
+                raise ConfigError(
+                    f"{path}: key '{profile}.{name}' is {type(value).__name__} "
+                    f"but '{type(reference[name]).__name__}' in the default profile"
+                )
+    return merged
+
+
+@dataclass(frozen=True)
+class WorkOutputs:
+    """What a work's notebook writes: figure and table names with their captions."""
+
+    figures: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+
+
+def work_config_path(key: str, root: str | os.PathLike | None = None) -> Path:
+    return Path(root or project_root()) / "config" / f"{key}.yaml"
+
+
+def load_work_config(key: str, profile: str, root: str | os.PathLike | None = None) -> dict:
+    """Hyper-parameters of work ``key`` for ``profile`` (``common`` merged in)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"profile '{profile}' is not one of {list(PROFILES)}")
+    path = work_config_path(key, root)
+    return dict(_check_work(path, _read_yaml(path))[profile])
+
+
+def load_work_outputs(key: str, root: str | os.PathLike | None = None) -> WorkOutputs:
+    """The figures and tables that work ``key`` declares under ``outputs``."""
+    path = work_config_path(key, root)
+    raw = _read_yaml(path)
+    _check_work(path, raw)
+    outputs = raw.get("outputs") or {}
+    result = {}
+    for kind in ("figures", "tables"):
+        entries = outputs.get(kind) or {}
+        if not isinstance(entries, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in entries.items()
+        ):
+            raise ConfigError(f"{path}: outputs.{kind} must map a file name (no suffix) to its caption")
+        result[kind] = entries
+    return WorkOutputs(**result)
+
+
+def figures_dir(key: str, root: str | os.PathLike | None = None) -> Path:
+    """Where work ``key`` writes its figures: ``figures/<key>/``."""
+    return Path(root or project_root()) / "figures" / key
+
+
+def results_dir(key: str, root: str | os.PathLike | None = None) -> Path:
+    """Where work ``key`` writes its tables, claims and executed notebook: ``results/<key>/``."""
+    return Path(root or project_root()) / "results" / key

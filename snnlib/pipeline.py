@@ -1,0 +1,101 @@
+"""The steps the Snakefile runs, as a command line (so they work the same on a cluster node).
+
+``python -m snnlib.pipeline notebook IN OUT --params JSON``
+    Execute notebook ``IN`` with papermill, the parameters injected after its cell tagged
+    ``parameters``, the kernel started in ``IN``'s folder (as JupyterLab would), and write
+    the executed notebook to ``OUT`` atomically: a failed or killed run leaves no ``OUT``,
+    so Snakemake reruns it.
+
+``python -m snnlib.pipeline claims OUT CLAIMS_JSON... [--readme README.md]``
+    Gather the works' ``claims.json`` into ``OUT`` (``results/claims.md``) and refresh the
+    README's results table between its markers.
+
+:func:`write_captions` writes the report captions declared in ``config/<key>.yaml``; the
+Snakefile calls it when it is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from snnlib import claims
+from snnlib.config import load_work_outputs, project_root
+from snnlib.io import atomic_path, write_text
+
+
+def run_notebook(source: str | Path, target: str | Path, parameters: dict, *, progress: bool = False) -> Path:
+    """Execute ``source`` with ``parameters`` and write the result to ``target`` atomically."""
+    import papermill
+
+    source, target = Path(source).resolve(), Path(target).resolve()
+    if not source.is_file():
+        raise FileNotFoundError(f"notebook {source} does not exist")
+    with atomic_path(target) as tmp:
+        papermill.execute_notebook(
+            str(source),
+            str(tmp),
+            parameters=parameters,
+            cwd=str(source.parent),
+            progress_bar=progress,
+            kernel_name="python3",
+        )
+    return target
+
+
+def write_captions(work_yamls: list[str | Path], out: str | Path) -> list[Path]:
+    """One ``<out>/<key>/<name>.rst`` per declared figure and table, rewritten only if changed."""
+    written = []
+    for path in work_yamls:
+        path = Path(path)
+        outputs = load_work_outputs(path.stem, project_root(path.parent))
+        for name, caption in {**outputs.figures, **outputs.tables}.items():
+            target = Path(out) / path.stem / f"{name}.rst"
+            if not target.is_file() or target.read_text() != caption + "\n":
+                write_text(target, caption + "\n")
+            written.append(target)
+    return written
+
+
+def _exit_on_sigterm(signum, frame):
+    """Unwind on the first SIGTERM (snakemake, SLURM, a killed process group) so the atomic
+    writers remove their temporary files; ignore the repeats that would cut that short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snnlib.pipeline", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    nb = sub.add_parser("notebook", help="execute a notebook with papermill, atomically")
+    nb.add_argument("source")
+    nb.add_argument("target")
+    nb.add_argument("--params", default="{}", help="JSON object of notebook parameters")
+    nb.add_argument("--progress", action="store_true", help="show papermill's cell progress bar")
+    cl = sub.add_parser("claims", help="gather claims.json files into results/claims.md and the README")
+    cl.add_argument("out")
+    cl.add_argument("claim_files", nargs="*")
+    cl.add_argument("--readme", default=None)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    if args.command == "notebook":
+        try:
+            parameters = json.loads(args.params)
+        except json.JSONDecodeError as err:
+            parser.error(f"--params is not valid JSON: {err}")
+        logging.getLogger("papermill").setLevel(logging.WARNING)
+        run_notebook(args.source, args.target, parameters, progress=args.progress)
+    else:
+        ledgers = claims.gather(args.claim_files, args.out)
+        if args.readme:
+            claims.update_readme(args.readme, ledgers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
