@@ -7,3 +7,9 @@ under ``methods``.
 """
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# spikingjelly 2.0's first forward on a CPU-only torch logs "Triton not available" as a
+# warning through this logger; it is expected here and says nothing about the results.
+_logging.getLogger("torch._library.triton").setLevel(_logging.ERROR)
