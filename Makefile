@@ -45,8 +45,11 @@ report: setup
 	$(BIN)/snakemake --report report.html
 
 # Rewrite the lock from the current venv (after changing a pin in pyproject.toml).
-lock: setup
-	$(BIN)/python -m pip freeze --all --exclude-editable | sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements.lock.tmp
+lock:
+	{ echo "# Exact environment, installed with: pip install --no-deps -r requirements.lock (see Makefile)."; \
+	  echo "# Regenerate with: make lock. spikingjelly is here and installs without its torchvision/torchaudio."; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable | sed -e 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; \
+	} > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock
 
 clean:
