@@ -4,9 +4,11 @@ A spiking neuron fires when its membrane potential v reaches the threshold. With
 x = v - v_threshold the spike is
 
     forward:   S(x) = 1 if x >= 0 else 0        (spikingjelly's convention: fires AT threshold)
+               S(x) = 1 if x > 0 else 0         with strict=True (snntorch's and He et al. 2020's)
 
-whose true derivative is zero almost everywhere. Surrogate-gradient training keeps this
-forward and replaces dS/dx in the backward pass by a surrogate derivative g'(x):
+whose true derivative is zero almost everywhere (the two forms differ only at x = 0 exactly).
+Surrogate-gradient training keeps this forward and replaces dS/dx in the backward pass by a
+surrogate derivative g'(x), the same for both forms:
 
     Rectangle(width=w):  g'(x) = 1/w                        if |x| < w/2, else 0
     Triangle(width=w):   g'(x) = (2/w) * max(0, 1 - 2|x|/w)  (peak 2/w at x = 0, zero for |x| >= w/2)
@@ -18,7 +20,7 @@ rises from 0 to 1), so the shape parameter changes the sharpness, not the total 
 For Rectangle and Triangle, `width` is the length of the "gradient-available interval"
 |x| < width/2 outside of which the gradient is exactly zero. The papers' forms:
 
-    He et al. 2020:  rectangle of half-width lens and height 1/(2 lens)   -> Rectangle(width=2 * lens)
+    He et al. 2020:  rectangle of half-width lens and height 1/(2 lens)   -> Rectangle(width=2 * lens, strict=True)
     MPD-AGL (2025):  rectangle of width w and height 1/w                   -> Rectangle(width=w), w set per step
     ASRC-SNN (2025): triangle max(0, 1 - |x|) (gamma = 1)                  -> Triangle(width=2.0) (the default);
                      gamma * max(0, 1 - |x|/gamma) / gamma^2 in general     -> Triangle(width=2 * gamma)
@@ -31,8 +33,9 @@ backward pass uses, so changing it between the forward and the backward of a seq
 
 These modules subclass spikingjelly's `SurrogateFunctionBase`, so they can be given as
 `surrogate_function=` to spikingjelly 2.0 neurons (and to snnlib.neurons), and also as
-`spike_grad=` to snntorch neurons (which then fire on >= as well). Non-spiking mode
-(`spiking=False`, `set_spiking_mode(False)`) evaluates the smooth primitive g(x) instead.
+`spike_grad=` to snntorch neurons (which then fire on >= as well, or on > with strict=True).
+Non-spiking mode (`spiking=False`, `set_spiking_mode(False)`) evaluates the smooth primitive
+g(x) instead.
 """
 
 import math
@@ -44,9 +47,9 @@ from spikingjelly.activation_based.surrogate import SurrogateFunctionBase
 __all__ = ["ArcTan", "Rectangle", "Sigmoid", "SurrogateSpike", "Triangle", "heaviside"]
 
 
-def heaviside(x: torch.Tensor) -> torch.Tensor:
-    """Spike forward pass: 1 where x >= 0, else 0, in the dtype of `x`."""
-    return (x >= 0).to(x.dtype)
+def heaviside(x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+    """Spike forward pass: 1 where x >= 0 (x > 0 if `strict`), else 0, in the dtype of `x`."""
+    return (x > 0 if strict else x >= 0).to(x.dtype)
 
 
 def _describe(x) -> str:
@@ -57,16 +60,16 @@ class _SpikeWithSurrogate(torch.autograd.Function):
     """Heaviside forward; backward multiplies by `derivative(x, param)` with `param` frozen at forward time."""
 
     @staticmethod
-    def forward(ctx, x, derivative, param):
+    def forward(ctx, x, derivative, param, strict):
         ctx.save_for_backward(x)
         ctx.derivative = derivative
         ctx.param = param
-        return heaviside(x)
+        return heaviside(x, strict)
 
     @staticmethod
     def backward(ctx, grad_output):
         (x,) = ctx.saved_tensors
-        return grad_output * ctx.derivative(x, ctx.param), None, None
+        return grad_output * ctx.derivative(x, ctx.param), None, None, None
 
 
 class _PositiveParameter:
@@ -94,13 +97,17 @@ class SurrogateSpike(SurrogateFunctionBase):
 
     Subclasses declare their one shape parameter as a `_PositiveParameter` class attribute,
     name it in `param_name`, and give the closed forms `derivative` and `primitive`.
+    `strict=True` fires on x > 0 instead (no spike exactly at threshold); the backward is the same.
     Input: a floating-point tensor of any shape (e.g. time-first `[T, B, ...]`); output has the same shape.
     """
 
     param_name: str
 
-    def __init__(self, value: float, spiking: bool = True):
+    def __init__(self, value: float, spiking: bool = True, strict: bool = False):
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be True (fire on x > 0) or False (fire on x >= 0), got {strict!r}")
         super().__init__(spiking=spiking, **{self.param_name: value})
+        self.strict = strict
 
     @staticmethod
     def derivative(x: torch.Tensor, param: float) -> torch.Tensor:
@@ -117,21 +124,25 @@ class SurrogateSpike(SurrogateFunctionBase):
             raise TypeError(f"{type(self).__name__} expects a floating-point tensor, got {_describe(x)}")
         param = getattr(self, self.param_name)
         if self.spiking:
-            return _SpikeWithSurrogate.apply(x, self.derivative, param)
+            return _SpikeWithSurrogate.apply(x, self.derivative, param, self.strict)
         return self.primitive(x, param)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, strict={self.strict}"
 
 
 class Rectangle(SurrogateSpike):
     """Rectangular surrogate: g'(x) = 1/width for |x| < width/2, else 0 (also 0 exactly at the edges).
 
-    He et al. 2020 (half-width `lens`): width = 2 * lens. MPD-AGL: width = w, changed per time step.
+    He et al. 2020 (half-width `lens`, fires on >): Rectangle(width=2 * lens, strict=True).
+    MPD-AGL: width = w, changed per time step.
     """
 
     param_name = "width"
     width = _PositiveParameter()
 
-    def __init__(self, width: float = 1.0, spiking: bool = True):
-        super().__init__(width, spiking)
+    def __init__(self, width: float = 1.0, spiking: bool = True, strict: bool = False):
+        super().__init__(width, spiking, strict)
 
     @staticmethod
     def derivative(x, width):
@@ -151,8 +162,8 @@ class Triangle(SurrogateSpike):
     param_name = "width"
     width = _PositiveParameter()
 
-    def __init__(self, width: float = 2.0, spiking: bool = True):
-        super().__init__(width, spiking)
+    def __init__(self, width: float = 2.0, spiking: bool = True, strict: bool = False):
+        super().__init__(width, spiking, strict)
 
     @staticmethod
     def derivative(x, width):
@@ -170,8 +181,8 @@ class ArcTan(SurrogateSpike):
     param_name = "alpha"
     alpha = _PositiveParameter()
 
-    def __init__(self, alpha: float = 2.0, spiking: bool = True):
-        super().__init__(alpha, spiking)
+    def __init__(self, alpha: float = 2.0, spiking: bool = True, strict: bool = False):
+        super().__init__(alpha, spiking, strict)
 
     @staticmethod
     def derivative(x, alpha):
@@ -188,8 +199,8 @@ class Sigmoid(SurrogateSpike):
     param_name = "alpha"
     alpha = _PositiveParameter()
 
-    def __init__(self, alpha: float = 4.0, spiking: bool = True):
-        super().__init__(alpha, spiking)
+    def __init__(self, alpha: float = 4.0, spiking: bool = True, strict: bool = False):
+        super().__init__(alpha, spiking, strict)
 
     @staticmethod
     def derivative(x, alpha):

@@ -3,7 +3,9 @@
 import math
 
 import pytest
+import snntorch
 import torch
+from spikingjelly.activation_based import neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnlib import surrogate as sg
@@ -187,3 +189,32 @@ def test_is_a_spikingjelly_surrogate_with_spiking_mode():
     surrogate.set_spiking_mode(False)
     x = torch.tensor([-1.0, 0.0, 1.0])
     torch.testing.assert_close(surrogate(x), torch.sigmoid(4.0 * x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("cls", "param"), CASES, ids=IDS)
+def test_strict_fires_only_above_zero_with_the_same_gradient(cls, param, dtype):
+    x = grid(param, dtype)
+    strict = cls(param, strict=True)
+    assert torch.equal(strict(x), (x > 0).to(dtype))
+    assert strict(torch.zeros(3, dtype=dtype)).eq(0).all()
+    assert strict(torch.full((1,), 1e-7, dtype=dtype)).item() == 1.0
+    torch.testing.assert_close(surrogate_grad(strict, x), surrogate_grad(cls(param), x), rtol=0, atol=0)
+
+
+def test_strict_surrogate_makes_spikingjelly_and_snntorch_neurons_skip_the_threshold():
+    at_threshold = torch.full((1, 3), 0.5)  # one step: H = 0 + 0.5 = threshold
+    for strict, expected in [(False, 1.0), (True, 0.0)]:
+        surrogate = sg.Rectangle(strict=strict)
+        node = neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=0.5, surrogate_function=surrogate, step_mode="m")
+        assert node(at_threshold).eq(expected).all()
+        leaky = snntorch.Leaky(beta=0.5, threshold=0.5, spike_grad=sg.Rectangle(strict=strict))
+        spike, _ = leaky(at_threshold[0], torch.zeros(3))
+        assert spike.eq(expected).all()
+
+
+def test_strict_must_be_a_bool_and_shows_in_repr():
+    with pytest.raises(TypeError, match="strict must be True"):
+        sg.Rectangle(0.5, strict=1)
+    assert "strict=True" in repr(sg.Rectangle(0.5, strict=True))
+    assert "strict=False" in repr(sg.ArcTan())
