@@ -15,7 +15,7 @@ LAB_FLAGS ?=
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export MPLBACKEND := Agg
 
-.PHONY: setup data reproduce test lab report lock clean
+.PHONY: setup data verify reproduce test lab report lock clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ $(STAMP): requirements.lock constraints.txt pyproject.toml
 
 data: setup
 	$(BIN)/python -m snnlib.data fetch all
+
+# Presence, counts and MD5s of the original data sets under data/ (for `data: real`).
+verify: setup
+	$(BIN)/python -m snnlib.data verify
 
 reproduce: data
 	$(BIN)/snakemake --cores $(CORES) all --config profile=default data=embedded

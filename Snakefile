@@ -10,6 +10,7 @@ gather every work's claims.json.
     snakemake all                                   # default profile, embedded data
     snakemake all --config profile=smoke            # seconds per notebook (CI)
     snakemake --report report.html                  # HTML report: every figure + caption
+    snakemake verify_data                           # check the original data sets under data/
     snakemake all --workflow-profile profiles/slurm # on a SLURM cluster
 """
 
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from snnlib.config import ConfigError, load_work_outputs, validate_run_config
+from snnlib.data.datasets import datasets_for
 from snnlib.pipeline import write_captions
 
 
@@ -55,6 +57,13 @@ def declared(key):
     return figures, tables
 
 
+def data_check(key):
+    """With `data: real`, a work runs only after its original data sets pass verification."""
+    if config["data"] != "real" or not datasets_for(key):
+        return []
+    return f"results/data/{key}.verified"
+
+
 DECLARED = {key: declared(key) for key in WORKS}
 
 
@@ -73,6 +82,7 @@ for key, (figures, tables) in DECLARED.items():
         input:
             notebook=f"notebooks/papers/{key}.ipynb",
             config=f"config/{key}.yaml",
+            data=data_check(key),
         output:
             notebook=f"results/{key}/{key}.ipynb",
             claims=f"results/{key}/claims.json",
@@ -105,3 +115,19 @@ rule claims:
         "results/claims.md",
     shell:
         "{PYTHON:q} -m snnlib.pipeline claims {output:q} {input:q} --readme README.md"
+
+
+rule verify_work_data:
+    """Presence, counts and MD5s of the data sets one work uses (data: real)."""
+    output:
+        touch("results/data/{key}.verified"),
+    params:
+        names=lambda wildcards: " ".join(datasets_for(wildcards.key)),
+    shell:
+        "{PYTHON:q} -m snnlib.data verify {params.names}"
+
+
+rule verify_data:
+    """`snakemake verify_data`: report on every original data set under data/; fails if any is missing."""
+    shell:
+        "{PYTHON:q} -m snnlib.data verify"

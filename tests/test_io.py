@@ -2,7 +2,7 @@
 
 import pytest
 
-from snnlib.io import atomic_path, atomic_write, write_json
+from snnlib.io import FILE_MODE, atomic_path, atomic_write, write_json
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -16,6 +16,7 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "first"
     assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
+    assert target.stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's owner-only 0600
 
 
 def test_atomic_path_for_libraries_that_write_by_name(tmp_path):
@@ -24,6 +25,7 @@ def test_atomic_path_for_libraries_that_write_by_name(tmp_path):
         assert tmp.parent == tmp_path and tmp.suffix == ".bin"
         tmp.write_bytes(b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01"
+    assert target.stat().st_mode & 0o777 == FILE_MODE
     with pytest.raises(ValueError):
         with atomic_path(tmp_path / "never.bin") as tmp:
             tmp.write_bytes(b"x")
