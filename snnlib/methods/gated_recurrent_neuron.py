@@ -1,0 +1,327 @@
+"""Qin et al. 2025: gated recurrent spiking neurons (GRSN) and the temporal alignment paradigm (TAP).
+
+Paper: L. Qin, Z. Wang, R. Jiang, R. Yan, H. Tang, "GRSN: Gated Recurrent Spiking Neurons for
+POMDPs and MARL", AAAI 2025, 39(2):1483-1491, arXiv 2404.15597. Authors' code:
+github.com/StillWolf/GRSN-SNN (grsn/policies/rlifs/*.py).
+
+Shapes. Every sequence is time-first, `[T, B, features]`, where one step t is one environment
+step (one RL decision). A core maps observations-features `[T, B, in]` to features `[T, B, H]`
+and keeps its state between calls, so an agent can be stepped one environment step at a time
+(`x[None]`, T = 1) or run over a whole episode at once with the same result. Reset the state at
+the start of an episode with `spikingjelly.activation_based.functional.reset_net(core)`, or for
+some batch rows only with `reset_where(core, done)`.
+
+GRSN cell (`GRSNCell`, the "paper-aligned" formulation of the authors' refactored
+`rlifs/GRSN.py`, written after the paper's Eq. 16-18), per step t, with o the cell's own spikes:
+
+    F[t]       = sigmoid(W_f o[t-1] + b_f)                       forget gate
+    I[t]       = relu(W_i o[t-1] + b_i)                          input gate (candidate current)
+    c[t]       = F[t] * c[t-1] + (1 - F[t]) * I[t]               gated recurrent current
+    u[t]       = beta * h[t-1] + (1 - beta) * (W_x x[t] + b_x + c[t])
+    o[t]       = Theta(u[t] - V_th)                              fires at u >= V_th, V_th = 1
+    h[t]       = u[t] - V_th * o[t]                              soft reset
+    beta       = sigmoid(beta_raw), one learnable decay per neuron, beta_raw = 0 (beta = 0.5) at start
+    h[-1] = c[-1] = o[-1] = 0;  dTheta/dx ~ arctan surrogate, alpha = 2 (snnlib.surrogate.ArcTan)
+
+So with F = 1 the current c is kept unchanged; with F = 0 it is replaced by I. All weights and
+biases start uniform in [-1/sqrt(H), 1/sqrt(H)] (H = hidden size, also for W_x), as the authors'.
+
+The authors' other formulation (their released `RecurrentLIF.py` / `GRSNwoTAP.py`, not
+implemented here) differs in three ways: the gates read the current input, F = sigmoid(W_f x[t]),
+C = relu(W_i x[t]), c[t] = F c[t-1] + (1 - F) C, with no separate W_x; the next layer receives
+the continuous current c[t], not spikes; and the membrane (spikingjelly LIF, tau = 2, soft reset)
+is reset at the end of every forward call, so an agent stepped one environment step at a time
+keeps memory only in c. This module follows the paper-aligned cell because its gates are driven
+by the neuron's own previous spikes (the recurrence the paper names) and its state is the same
+whether an episode is run at once or step by step; the released cell has a train/act mismatch.
+
+LIF cell (`LIFCell`, the paper's baseline, refactored `rlifs/LIF.py`): a linear input projection
+followed by a spikingjelly LIF with tau = 2 (decay 0.5), decay_input=True, V_th = 1, arctan
+surrogate (alpha 2):
+
+    u[t] = v[t-1] + (W x[t] + b - v[t-1]) / 2
+    o[t] = Theta(u[t] - 1)
+    v[t] = u[t] (1 - o[t])   (hard reset to 0, the refactor; v_reset=None gives the released
+                              code's soft reset v[t] = u[t] - o[t])
+
+Temporal alignment (`SpikingCore(paradigm=...)`), per layer:
+
+    TAP    one neuron update per environment step; the state (h, c, o or v) is carried from one
+           environment step to the next for the whole episode, so the neuron is the memory.
+    woTAP  the conventional scheme: each environment step's input is held for `substeps` (K = 4)
+           neuron updates and the layer's output is the mean spike count over them (rate code;
+           readout="last" keeps the last sub-step's spikes instead). With reset_each_step=True
+           (the default, the paper's description of conventional spiking RL) the state starts
+           from zero at every environment step, so a woTAP core has no memory across steps.
+           reset_each_step=False carries the state from the last sub-step to the next
+           environment step, which is what the authors' refactored wrapper (`_base.py`,
+           time_step 4, rate_code True) does.
+
+Layers are stacked; layer l + 1 receives the output of layer l (spikes, or spike rates under
+woTAP). The GRU core (`GRUCore`) is the non-spiking reference, a standard GRU written with
+nn.Linear layers so that synaptic operations can be counted:
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from spikingjelly.activation_based import base, functional
+from torch import nn
+
+from snnlib.neurons import LIFNode
+from snnlib.surrogate import ArcTan
+
+__all__ = ["GRSNCell", "GRUCore", "LIFCell", "SpikingCore", "make_core", "reset_where", "CORE_KINDS"]
+
+CORE_KINDS = ("gru", "lif-tap", "lif-wotap", "grsn-tap", "grsn-wotap")
+"""Names understood by `make_core`: the five cores of the paper's comparison."""
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_sequence(x_seq, features: int) -> None:
+    if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
+        raise TypeError(f"expected a floating-point tensor [T, B, {features}], got {type(x_seq).__name__}")
+    if x_seq.dim() != 3 or x_seq.shape[-1] != features or x_seq.shape[0] == 0:
+        raise ValueError(
+            f"expected time-first input [T, B, {features}] with T >= 1, got shape {tuple(x_seq.shape)}; "
+            "for one environment step pass x[None]"
+        )
+
+
+def _uniform_init(layers, hidden_size: int) -> None:
+    """Weights and biases uniform in [-1/sqrt(H), 1/sqrt(H)], the authors' initialisation."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for layer in layers:
+        nn.init.uniform_(layer.weight, -bound, bound)
+        nn.init.uniform_(layer.bias, -bound, bound)
+
+
+def _state(memory, like: torch.Tensor) -> torch.Tensor:
+    """A memory as a tensor shaped like `like` (a float memory is a fresh constant tensor)."""
+    if isinstance(memory, torch.Tensor):
+        return memory
+    return torch.full_like(like, float(memory))
+
+
+class GRSNCell(base.MemoryModule):
+    """One layer of gated recurrent spiking neurons (module docstring), stepped in multi-step mode.
+
+    Input `[T, B, input_size]` (time-first), output spikes `[T, B, hidden_size]`. Memories h
+    (membrane after reset), c (gated current) and o (last spikes), each `[B, hidden_size]`,
+    persist between calls until `functional.reset_net`.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, v_threshold: float = 1.0, surrogate_function=None):
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.v_threshold = float(v_threshold)
+        self.surrogate_function = ArcTan(alpha=2.0) if surrogate_function is None else surrogate_function
+        self.forget_gate = nn.Linear(hidden_size, hidden_size)
+        self.input_gate = nn.Linear(hidden_size, hidden_size)
+        self.input_proj = nn.Linear(input_size, hidden_size)
+        self.beta_raw = nn.Parameter(torch.zeros(hidden_size))
+        _uniform_init((self.forget_gate, self.input_gate, self.input_proj), hidden_size)
+        self.register_memory("h", 0.0)
+        self.register_memory("c", 0.0)
+        self.register_memory("o", 0.0)
+        self.step_mode = "m"
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """The per-neuron decay sigmoid(beta_raw), `[hidden_size]`."""
+        return torch.sigmoid(self.beta_raw)
+
+    def gated_current(self, c: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """c[t] = F c[t-1] + (1 - F) I with F = sigmoid(W_f o + b_f), I = relu(W_i o + b_i)."""
+        forget = torch.sigmoid(self.forget_gate(o))
+        candidate = torch.relu(self.input_gate(o))
+        return forget * c + (1.0 - forget) * candidate
+
+    def step(self, drive: torch.Tensor, h: torch.Tensor, c: torch.Tensor, o: torch.Tensor):
+        """One update from the projected input `drive` = W_x x + b_x: returns (o[t], h[t], c[t])."""
+        c = self.gated_current(c, o)
+        beta = self.beta
+        u = beta * h + (1.0 - beta) * (drive + c)
+        spike = self.surrogate_function(u - self.v_threshold)
+        return spike, u - self.v_threshold * spike, c
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x_seq, self.input_size)
+        drives = self.input_proj(x_seq)
+        h = _state(self.h, drives[0])
+        c, o = _state(self.c, h), _state(self.o, h)
+        spikes = []
+        for drive in drives.unbind(0):
+            o, h, c = self.step(drive, h, c, o)
+            spikes.append(o)
+        self.h, self.c, self.o = h, c, o
+        return torch.stack(spikes)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.multi_step_forward(x[None])[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, v_threshold={self.v_threshold}"
+
+
+class LIFCell(nn.Module):
+    """Linear input projection + LIF (tau 2, decay_input, V_th 1, arctan), the paper's LIF baseline.
+
+    Input `[T, B, input_size]`, output spikes `[T, B, hidden_size]`; the membrane lives in the
+    `snnlib.neurons.LIFNode` child (reset by `functional.reset_net`). v_reset=0.0: hard reset
+    (the authors' refactor), None: soft reset (their released code).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, v_reset: float | None = 0.0, surrogate_function=None):
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.linear_ih = nn.Linear(input_size, hidden_size)
+        _uniform_init((self.linear_ih,), hidden_size)
+        surrogate = ArcTan(alpha=2.0) if surrogate_function is None else surrogate_function
+        self.neuron = LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=v_reset, surrogate_function=surrogate)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x_seq, self.input_size)
+        return self.neuron(self.linear_ih(x_seq))
+
+
+_CELLS = {"grsn": GRSNCell, "lif": LIFCell}
+
+
+class SpikingCore(nn.Module):
+    """A stack of spiking layers (GRSN or LIF) stepped under TAP or woTAP (module docstring).
+
+    Input `[T, B, input_size]`, one step per environment step; output `[T, B, hidden_size]`:
+    the last layer's spikes (TAP) or spike rates over the sub-steps (woTAP, readout="mean").
+    `cell_kwargs` go to every cell (e.g. v_reset=None for the LIF's soft reset). Parameter names
+    follow the authors' code (`cells.<l>.forget_gate / input_gate / input_proj / beta_raw` for
+    GRSN, `cells.<l>.linear_ih` for LIF), so their state dicts load directly.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, neuron: str = "grsn", num_layers: int = 1,
+                 paradigm: str = "tap", substeps: int = 4, reset_each_step: bool = True, readout: str = "mean",
+                 **cell_kwargs):
+        super().__init__()
+        if neuron not in _CELLS:
+            raise ValueError(f"neuron must be one of {sorted(_CELLS)}, got {neuron!r}")
+        if paradigm not in ("tap", "wotap"):
+            raise ValueError(f"paradigm must be 'tap' (one update per env step) or 'wotap', got {paradigm!r}")
+        if readout not in ("mean", "last"):
+            raise ValueError(f"readout must be 'mean' (rate over sub-steps) or 'last', got {readout!r}")
+        if not isinstance(reset_each_step, bool):
+            raise TypeError(f"reset_each_step must be True or False, got {reset_each_step!r}")
+        _positive_int("num_layers", num_layers)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.neuron_kind, self.paradigm, self.readout = neuron, paradigm, readout
+        self.substeps = 1 if paradigm == "tap" else _positive_int("substeps", substeps)
+        self.reset_each_step = reset_each_step
+        sizes = [input_size] + [hidden_size] * num_layers
+        self.cells = nn.ModuleList(_CELLS[neuron](a, b, **cell_kwargs) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def _substeps(self, layer: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+        """Hold every step's input for K sub-steps: [T, B, in] -> [T, B, out] (rate or last spikes)."""
+        steps, batch = x_seq.shape[:2]
+        if self.reset_each_step:  # every environment step from a fresh state: all steps at once
+            functional.reset_net(layer)
+            held = x_seq.reshape(1, steps * batch, -1).expand(self.substeps, -1, -1)
+            spikes = layer(held)
+            functional.reset_net(layer)
+            out = spikes.mean(0) if self.readout == "mean" else spikes[-1]
+            return out.reshape(steps, batch, -1)
+        outs = []
+        for x in x_seq.unbind(0):  # state carried from sub-step to sub-step and step to step
+            spikes = layer(x[None].expand(self.substeps, -1, -1))
+            outs.append(spikes.mean(0) if self.readout == "mean" else spikes[-1])
+        return torch.stack(outs)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x_seq, self.input_size)
+        for layer in self.cells:
+            x_seq = layer(x_seq) if self.paradigm == "tap" else self._substeps(layer, x_seq)
+        return x_seq
+
+    def extra_repr(self) -> str:
+        extra = "" if self.paradigm == "tap" else (
+            f", substeps={self.substeps}, reset_each_step={self.reset_each_step}, readout={self.readout!r}")
+        return f"neuron={self.neuron_kind!r}, paradigm={self.paradigm!r}{extra}"
+
+
+class GRUCore(base.MemoryModule):
+    """GRU (module docstring) from nn.Linear layers; input `[T, B, input_size]`, output h `[T, B, hidden_size]`.
+
+    The hidden state `h` is a memory: it persists between calls until `functional.reset_net`.
+    Initialisation as torch.nn.GRU: uniform in [-1/sqrt(H), 1/sqrt(H)].
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = _positive_int("input_size", input_size)
+        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_map = nn.Linear(input_size, 3 * hidden_size)
+        self.hidden_map = nn.Linear(hidden_size, 3 * hidden_size)
+        _uniform_init((self.input_map, self.hidden_map), hidden_size)
+        self.register_memory("h", 0.0)
+        self.step_mode = "m"
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x_seq, self.input_size)
+        inputs = self.input_map(x_seq)
+        h = torch.zeros_like(inputs[0, :, : self.hidden_size]) if not isinstance(self.h, torch.Tensor) else self.h
+        outs = []
+        for gi in inputs.unbind(0):
+            i_r, i_z, i_n = gi.chunk(3, dim=-1)
+            h_r, h_z, h_n = self.hidden_map(h).chunk(3, dim=-1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            h = (1.0 - z) * torch.tanh(i_n + r * h_n) + z * h
+            outs.append(h)
+        self.h = h
+        return torch.stack(outs)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.multi_step_forward(x[None])[0]
+
+
+def make_core(kind: str, input_size: int, hidden_size: int, *, num_layers: int = 1, substeps: int = 4,
+              reset_each_step: bool = True) -> nn.Module:
+    """One of `CORE_KINDS`: "gru", "lif-tap", "lif-wotap", "grsn-tap" or "grsn-wotap"."""
+    if kind == "gru":
+        if num_layers != 1:
+            raise ValueError("the GRU core has one layer; pass num_layers=1")
+        return GRUCore(input_size, hidden_size)
+    if kind not in CORE_KINDS:
+        raise ValueError(f"unknown core {kind!r}; choose one of {CORE_KINDS}")
+    neuron, paradigm = kind.split("-")
+    return SpikingCore(input_size, hidden_size, neuron=neuron, num_layers=num_layers, paradigm=paradigm,
+                       substeps=substeps, reset_each_step=reset_each_step)
+
+
+def reset_where(net: nn.Module, done: torch.Tensor) -> None:
+    """Reset the state of the batch rows where `done` (bool `[B]`) is True, in every memory of `net`.
+
+    Used when parallel episodes end at different steps. Rows are set to each memory's reset value
+    out of place (safe under autograd); memories not yet materialised (floats) are left alone.
+    """
+    if not isinstance(done, torch.Tensor) or done.dtype != torch.bool or done.dim() != 1:
+        raise TypeError("done must be a bool tensor [B] (True where the episode ended)")
+    for module in net.modules():
+        if not isinstance(module, base.MemoryModule):
+            continue
+        for name, value in module._memories.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if value.shape[0] != done.shape[0]:
+                raise ValueError(f"memory {name!r} has batch size {value.shape[0]}, done has {done.shape[0]}")
+            mask = done.to(value.device).view(-1, *([1] * (value.dim() - 1)))
+            module._memories[name] = torch.where(mask, torch.as_tensor(module._memories_rv[name]).to(value), value)

@@ -1,0 +1,463 @@
+"""Reinforcement learning with recurrent cores: POMDP environments and a recurrent PPO actor-critic.
+
+Environments. `make_env(task)` builds a gymnasium environment whose observation keeps only some
+coordinates (the pomdp-baselines convention used by Qin et al. 2025: F = full, P = positions
+only, V = velocities only), each coordinate divided by a fixed typical magnitude
+(`OBSERVATION_SCALE`, the same for every core: CartPole's position and angle by their termination
+bounds 2.4 and 0.21 rad, its speeds by 2; Pendulum's angular speed by its limit 8):
+
+    CartPole-F  x, x_dot, theta, theta_dot    CartPole-P  x, theta    CartPole-V  x_dot, theta_dot
+    Pendulum-F  cos, sin, theta_dot           Pendulum-P  cos, sin    Pendulum-V  theta_dot
+    (Pendulum's torque is discretised to `PENDULUM_TORQUES`, so every task has discrete actions.)
+    RepeatFirst popgym's RepeatFirstEasy: a card (one of 4, one-hot) is shown each step and the
+                action must name the first card of the episode (51 steps, reward +-1/51 per step);
+                a memoryless policy can only guess (expected return -0.5), a perfect memory gets 1.
+
+Agent. `ActorCritic` = observation embedding -> recurrent core -> policy and value heads:
+
+    e[t]  = relu(W_e obs[t] + b_e)                                  [T, B, embed]
+    y[t]  = core(e)[t]          GRU hidden state, or spikes / spike rates of a spiking core
+    pi(.|history) = softmax(W_2 tanh(W_1 y[t] + b_1) + b_2),  V(history) = the same with one output
+
+Time-first throughout: observation sequences are `[T, B, obs]`, one step per environment step.
+The core is the only memory; the actor and critic share it (the authors train a separate
+recurrent actor and critic with SAC; one shared core halves the CPU cost and makes "synaptic
+operations per decision" one number; PPO replaces SAC-Discrete because on-policy updates from
+whole episodes need no replay buffer of hidden states and are stable for every core at a small
+budget).
+
+Training (PPO on whole episodes, `train_ppo`). Each iteration:
+
+    1. run `episodes_per_batch` episodes in parallel from a reset core state, sampling actions,
+       state carried from step to step (TAP) -- episodes are never cut, so every sequence starts
+       at the episode's first step, exactly as it will be acted;
+    2. advantages by GAE over each episode (mask m[t] = 1 while the episode runs):
+           delta[t] = r[t] + gamma V[t+1] m[t+1] - V[t],   A[t] = delta[t] + gamma lambda m[t+1] A[t+1]
+           R[t] = A[t] + V[t]      (the end of an episode, also a time-limit end, counts as terminal)
+       with r = reward_scale * reward (0.1: keeps the value loss from swamping the shared core)
+    3. `ppo_epochs` passes over the episodes in `minibatches` groups: reset the core, run it over
+       the padded episodes [T, b, obs] and minimise, over valid steps (mean over m[t] = 1),
+           L = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + c_v (V - R)^2 / 2 - c_e H(pi),
+           rho = pi(a|h) / pi_old(a|h),  A normalised to zero mean and unit variance per batch,
+       with the gradient norm clipped to `max_grad_norm` (Adam).
+
+Randomness comes from `seed` only: the model initialisation (torch seeded by `seed_everything`),
+a numpy Generator for the environment seeds, and a torch.Generator for action sampling and
+minibatch order. With a `checkpoint` path the model, optimiser, history and both generators are
+written atomically after every iteration, and `train_ppo(resume=True)` continues from there with
+the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+from tqdm.auto import tqdm
+
+from snnlib.io import atomic_write
+from snnlib.methods.gated_recurrent_neuron import make_core
+from snnlib.metrics import SynapticOperationCounter, energy_proxy
+from snnlib.training import seed_everything
+
+__all__ = ["TASKS", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
+           "collect_episodes", "gae", "train_ppo", "evaluate_policy", "operations_per_decision", "run_job", "run_jobs"]
+
+PENDULUM_TORQUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
+"""Torques of the discretised Pendulum (its action space is [-2, 2])."""
+
+OBSERVATION_SCALE = {"CartPole-v1": (2.4, 2.0, 0.21, 2.0), "Pendulum-v1": (1.0, 1.0, 8.0)}
+"""Typical magnitudes (termination bounds, speed limits) that observations are divided by."""
+
+TASKS = {
+    "CartPole-F": ("CartPole-v1", (0, 1, 2, 3)),
+    "CartPole-P": ("CartPole-v1", (0, 2)),
+    "CartPole-V": ("CartPole-v1", (1, 3)),
+    "Pendulum-F": ("Pendulum-v1", (0, 1, 2)),
+    "Pendulum-P": ("Pendulum-v1", (0, 1)),
+    "Pendulum-V": ("Pendulum-v1", (2,)),
+    "RepeatFirst": ("popgym:popgym-RepeatFirstEasy-v0", None),
+}
+"""Task name -> (gymnasium id or popgym entry point, kept observation coordinates or None for all)."""
+
+
+class _KeepCoordinates(gym.ObservationWrapper):
+    """Observation obs[keep] / scale[keep] (a scaled POMDP view of a fully observable environment)."""
+
+    def __init__(self, env: gym.Env, keep: tuple[int, ...], scale: tuple[float, ...]):
+        super().__init__(env)
+        self.keep = np.asarray(keep)
+        self.scale = np.asarray(scale, dtype=np.float32)[self.keep]
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(space.low[self.keep] / self.scale, space.high[self.keep] / self.scale,
+                                                dtype=space.dtype)
+
+    def observation(self, observation):
+        return (observation[self.keep] / self.scale).astype(np.float32)
+
+
+class _OneHot(gym.ObservationWrapper):
+    """Discrete observation i -> one-hot float vector."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.size = int(env.observation_space.n)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self.size,), dtype=np.float32)
+
+    def observation(self, observation):
+        return np.eye(self.size, dtype=np.float32)[int(observation)]
+
+
+class _DiscreteTorque(gym.ActionWrapper):
+    """Action i -> torque PENDULUM_TORQUES[i]."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.action_space = gym.spaces.Discrete(len(PENDULUM_TORQUES))
+
+    def action(self, action):
+        return np.array([PENDULUM_TORQUES[int(action)]], dtype=np.float32)
+
+
+def make_env(task: str, max_episode_steps: int | None = None) -> gym.Env:
+    """The gymnasium environment of `task` (a key of `TASKS`), optionally with a shorter time limit."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    env_id, keep = TASKS[task]
+    if env_id.startswith("popgym:") and importlib.util.find_spec("popgym") is None:
+        raise ModuleNotFoundError(f"task {task!r} needs popgym: pip install popgym==1.0.7")
+    env = gym.make(env_id, max_episode_steps=max_episode_steps)
+    if env_id.startswith("Pendulum"):
+        env = _DiscreteTorque(env)
+    if isinstance(env.observation_space, gym.spaces.Discrete):
+        env = _OneHot(env)
+    return env if keep is None else _KeepCoordinates(env, keep, OBSERVATION_SCALE[env_id])
+
+
+class ActorCritic(nn.Module):
+    """Embedding -> recurrent core (`make_core(core_kind)`) -> policy logits and value (module docstring).
+
+    forward(obs `[T, B, obs_size]`) -> (logits `[T, B, n_actions]`, values `[T, B]`). The core's
+    state carries over between calls: reset it with `functional.reset_net(model)` per episode.
+    """
+
+    def __init__(self, obs_size: int, n_actions: int, core_kind: str, *, embed: int = 32, hidden: int = 64,
+                 head: int = 64, num_layers: int = 1, substeps: int = 4, reset_each_step: bool = True):
+        super().__init__()
+        self.core_kind = core_kind
+        self.embed = nn.Sequential(nn.Linear(obs_size, embed), nn.ReLU())
+        self.core = make_core(core_kind, embed, hidden, num_layers=num_layers, substeps=substeps,
+                              reset_each_step=reset_each_step)
+        self.policy = nn.Sequential(nn.Linear(hidden, head), nn.Tanh(), nn.Linear(head, n_actions))
+        self.value = nn.Sequential(nn.Linear(hidden, head), nn.Tanh(), nn.Linear(head, 1))
+
+    def forward(self, obs_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.core(self.embed(obs_seq))
+        return self.policy(features), self.value(features).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyper-parameters of `train_ppo` (module docstring); `total_steps` counts environment steps."""
+
+    total_steps: int = 20_000
+    episodes_per_batch: int = 8
+    ppo_epochs: int = 4
+    minibatches: int = 2
+    lr: float = 2e-3
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    reward_scale: float = 0.1
+    max_episode_steps: int = 200
+    embed: int = 32
+    hidden: int = 64
+    head: int = 64
+    num_layers: int = 1
+    substeps: int = 4
+    reset_each_step: bool = True
+
+    def __post_init__(self):
+        for name in ("total_steps", "episodes_per_batch", "ppo_epochs", "minibatches", "max_episode_steps",
+                     "embed", "hidden", "head", "num_layers", "substeps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+        if self.minibatches > self.episodes_per_batch:
+            raise ValueError("PPOConfig.minibatches cannot exceed episodes_per_batch (one episode at least per group)")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1 and self.lr > 0 and self.clip > 0
+                and self.reward_scale > 0):
+            raise ValueError("PPOConfig needs 0 < gamma <= 1, 0 <= gae_lambda <= 1 and lr, clip, reward_scale > 0")
+
+
+@dataclass
+class Episodes:
+    """A batch of episodes, padded to the longest: tensors `[T, B, ...]`, mask 1 on valid steps."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Undiscounted return of each episode, `[B]`."""
+        return (self.rewards * self.mask).sum(0).numpy()
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.mask.sum(0).numpy().astype(int)
+
+
+def _sample(logits: torch.Tensor, generator: torch.Generator | None, greedy: bool) -> torch.Tensor:
+    if greedy:
+        return logits.argmax(-1)
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def collect_episodes(model: ActorCritic, envs: list[gym.Env], env_seeds, generator: torch.Generator | None = None,
+                     greedy: bool = False) -> Episodes:
+    """Run one episode in each of `envs` (reset with `env_seeds`) in parallel; the core state starts at reset.
+
+    Actions are sampled with `generator` (or the most likely action if `greedy`). Finished
+    episodes idle (masked) until the last one ends.
+    """
+    if len(envs) != len(env_seeds) or not envs:
+        raise ValueError(f"need one seed per environment, got {len(envs)} environments and {len(env_seeds)} seeds")
+    model.eval()
+    functional.reset_net(model)
+    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, env_seeds)]).astype(np.float32)
+    alive = np.ones(len(envs), dtype=bool)
+    steps: dict[str, list] = {key: [] for key in ("obs", "actions", "log_probs", "values", "rewards", "mask")}
+    while alive.any():
+        x = torch.tensor(obs)  # a copy: obs is updated in place below
+        logits, values = model(x[None])
+        actions = _sample(logits[0], generator, greedy)
+        rewards = np.zeros(len(envs), dtype=np.float32)
+        mask = alive.astype(np.float32)
+        for i in np.flatnonzero(alive):
+            next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i].item())
+            obs[i], rewards[i] = next_obs, reward
+            alive[i] = not (terminated or truncated)
+        log_probs = torch.log_softmax(logits[0], -1).gather(-1, actions[:, None])[:, 0]
+        for key, value in (("obs", x), ("actions", actions), ("values", values[0]), ("rewards", rewards),
+                           ("mask", mask), ("log_probs", log_probs)):
+            steps[key].append(torch.as_tensor(value))
+    model.train()
+    return Episodes(**{key: torch.stack(value) for key, value in steps.items()})
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Advantages and returns `[T, B]` by generalised advantage estimation (module docstring)."""
+    advantages = torch.zeros_like(rewards)
+    next_value = torch.zeros_like(rewards[0])
+    next_adv = torch.zeros_like(rewards[0])
+    next_mask = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        delta = rewards[t] + gamma * next_value * next_mask - values[t]
+        next_adv = (delta + gamma * lam * next_mask * next_adv) * mask[t]
+        advantages[t] = next_adv
+        next_value, next_mask = values[t], mask[t]
+    return advantages, (advantages + values) * mask
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum()
+
+
+def _ppo_loss(model: ActorCritic, batch: Episodes, advantages, returns, idx, config: PPOConfig) -> torch.Tensor:
+    functional.reset_net(model)
+    logits, values = model(batch.obs[:, idx])
+    mask = batch.mask[:, idx]
+    log_probs = torch.log_softmax(logits, -1)
+    new_log_probs = log_probs.gather(-1, batch.actions[:, idx, None])[..., 0]
+    ratio = torch.exp(new_log_probs - batch.log_probs[:, idx])
+    adv = advantages[:, idx]
+    policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv)
+    value_loss = 0.5 * (values - returns[:, idx]) ** 2
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return _masked_mean(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, mask)
+
+
+def _update(model, optimizer, batch: Episodes, config: PPOConfig, generator: torch.Generator) -> float:
+    """PPO epochs over one batch of episodes; returns the mean loss."""
+    advantages, returns = gae(batch.rewards * config.reward_scale, batch.values, batch.mask, config.gamma,
+                              config.gae_lambda)
+    valid = batch.mask.bool()
+    advantages = torch.where(valid, (advantages - advantages[valid].mean()) / (advantages[valid].std() + 1e-8), 0.0)
+    losses = []
+    for _ in range(config.ppo_epochs):
+        order = torch.randperm(batch.mask.shape[1], generator=generator)
+        for idx in order.chunk(config.minibatches):
+            loss = _ppo_loss(model, batch, advantages, returns, idx, config)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+    functional.reset_net(model)
+    return float(np.mean(losses))
+
+
+def _build(task: str, core_kind: str, config: PPOConfig, seed: int):
+    seed_everything(seed)
+    envs = [make_env(task, config.max_episode_steps) for _ in range(config.episodes_per_batch)]
+    space = envs[0].observation_space
+    model = ActorCritic(space.shape[0], envs[0].action_space.n, core_kind, embed=config.embed, hidden=config.hidden,
+                        head=config.head, num_layers=config.num_layers, substeps=config.substeps,
+                        reset_each_step=config.reset_each_step)
+    return envs, model
+
+
+def _save(path, *, model, optimizer, history, rng, generator, signature) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
+             "numpy_rng": rng.bit_generator.state, "torch_rng": generator.get_state(), "signature": signature}
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
+
+
+def _restore(path, *, model, optimizer, rng, generator, signature) -> list[dict]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("signature") != signature:
+        raise ValueError(f"checkpoint {path} was made for {state.get('signature')}, not {signature}: "
+                         "delete it or pass resume=False")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["numpy_rng"]
+    generator.set_state(state["torch_rng"])
+    return list(state["history"])
+
+
+def train_ppo(task: str, core_kind: str, config: PPOConfig = PPOConfig(), *, seed: int = 0,
+              checkpoint: str | os.PathLike | None = None, resume: bool = True,
+              progress: bool = True) -> tuple[ActorCritic, pd.DataFrame]:
+    """Train an `ActorCritic` with core `core_kind` on `task` for `config.total_steps` environment steps.
+
+    Returns the model and the history, one row per iteration: iteration, env_steps,
+    mean_return, mean_length, loss, seconds (cumulative wall time).
+    """
+    if not isinstance(config, PPOConfig):
+        raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+    envs, model = _build(task, core_kind, config, seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    signature = {"task": task, "core": core_kind, "seed": seed, **asdict(config)}
+    history: list[dict] = []
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        history = _restore(checkpoint, model=model, optimizer=optimizer, rng=rng, generator=generator,
+                           signature=signature)
+    steps = history[-1]["env_steps"] if history else 0
+    bar = tqdm(total=config.total_steps, initial=steps, desc=f"{task} {core_kind} seed {seed}",
+               disable=not progress, leave=False)
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    while steps < config.total_steps:
+        batch = collect_episodes(model, envs, rng.integers(0, 2**31, size=len(envs)), generator)
+        loss = _update(model, optimizer, batch, config, generator)
+        steps += int(batch.mask.sum())
+        history.append({"iteration": len(history) + 1, "env_steps": steps, "mean_return": float(batch.returns.mean()),
+                        "mean_length": float(batch.lengths.mean()), "loss": loss,
+                        "seconds": time.perf_counter() - start})
+        bar.update(int(batch.mask.sum()))
+        bar.set_postfix(ret=f"{history[-1]['mean_return']:.1f}")
+        if checkpoint is not None:
+            _save(checkpoint, model=model, optimizer=optimizer, history=history, rng=rng, generator=generator,
+                  signature=signature)
+    bar.close()
+    return model, pd.DataFrame(history, columns=["iteration", "env_steps", "mean_return", "mean_length", "loss",
+                                                 "seconds"])
+
+
+def evaluate_policy(model: ActorCritic, task: str, *, episodes: int = 10, seed: int = 0, greedy: bool = False,
+                    max_episode_steps: int | None = 200) -> np.ndarray:
+    """Returns of `episodes` evaluation episodes (environment seeds drawn from `seed`), `[episodes]`."""
+    envs = [make_env(task, max_episode_steps) for _ in range(episodes)]
+    seeds = np.random.default_rng(seed).integers(0, 2**31, size=episodes)
+    return collect_episodes(model, envs, seeds, torch.Generator().manual_seed(seed), greedy=greedy).returns
+
+
+@torch.no_grad()
+def operations_per_decision(model: ActorCritic, task: str, *, episodes: int = 3, seed: int = 0,
+                            max_episode_steps: int | None = 200) -> dict[str, float]:
+    """Synaptic operations per decision of `model` on `task` (NeuroBench counting, snnlib.metrics).
+
+    Runs `episodes` single-environment episodes, so every forward call is one decision. Returns
+    effective ACs (inputs that are spikes), effective MACs (real-valued inputs), dense operations
+    and the energy proxy (pJ) per decision. woTAP's spike rates (mean of K sub-steps) reach the
+    heads as real values and count as MACs.
+    """
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    env = make_env(task, max_episode_steps)
+    decisions = 0
+    with SynapticOperationCounter(model) as counter:
+        for _ in range(episodes):
+            decisions += int(collect_episodes(model, [env], rng.integers(0, 2**31, size=1), generator).mask.sum())
+    totals = counter.totals(n_samples=decisions)
+    return {**totals, "energy_pj": energy_proxy(totals["effective_acs"], totals["effective_macs"]),
+            "decisions": decisions}
+
+
+def run_job(job: dict) -> dict:
+    """Train, evaluate and count operations for one job, in one intra-op torch thread (tiny tensors;
+    the caller's thread count is restored afterwards).
+
+    `job`: task, core, seed, config (a dict of PPOConfig fields), eval_episodes, ops_episodes and
+    optionally checkpoint (a path). Returns task, core, seed, history (list of dicts),
+    eval_returns (list), ops (`operations_per_decision`) and cpu_seconds (this process's CPU
+    time for the job). Evaluation episodes use seeds drawn from 10_000 + seed, never seen in training.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cpu_start = time.process_time()
+        config = PPOConfig(**job["config"])
+        model, history = train_ppo(job["task"], job["core"], config, seed=job["seed"],
+                                   checkpoint=job.get("checkpoint"), progress=False)
+        returns = evaluate_policy(model, job["task"], episodes=job["eval_episodes"], seed=10_000 + job["seed"],
+                                  max_episode_steps=config.max_episode_steps)
+        ops = operations_per_decision(model, job["task"], episodes=job["ops_episodes"], seed=job["seed"],
+                                      max_episode_steps=config.max_episode_steps)
+        cpu_seconds = time.process_time() - cpu_start
+    finally:
+        torch.set_num_threads(threads)
+    return {"task": job["task"], "core": job["core"], "seed": job["seed"], "history": history.to_dict("records"),
+            "eval_returns": returns.tolist(), "ops": ops, "cpu_seconds": cpu_seconds}
+
+
+def run_jobs(jobs: list[dict], workers: int = 1, progress: bool = True) -> list[dict]:
+    """`run_job` for every job, in `workers` spawned processes (1: in this process), in the jobs' order."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    bar = tqdm(total=len(jobs), desc="runs", disable=not progress)
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(run_job(job))
+            bar.update()
+        bar.close()
+        return results
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, job) for job in jobs]
+        for future in futures:
+            future.result()
+            bar.update()
+    bar.close()
+    return [future.result() for future in futures]
