@@ -1,0 +1,590 @@
+"""Xu et al. 2025: skip recurrent connections (SRC) and adaptive skip spans (ASRC-SNN).
+
+Paper: S. Xu, J. Zhang, Z. Wang, R. Jiang, R. Yan, H. Tang, "ASRC-SNN: Adaptive Skip Recurrent
+Connection Spiking Neural Network", arXiv 2505.11455. Authors' code: github.com/dgxdn/ASRC-SNN
+(model.py, neuron.py, main.py, load_dataset.py, commands.txt). Facts: shared/research/papers.md §5.
+
+Shapes. Inputs are time-first `[T, B, features]`; every model returns its readout at every step,
+`[T, B, classes]`. The prediction is the argmax of the readout summed over time, and the loss the
+cross-entropy of that sum (`summed_cross_entropy`, `summed_accuracy`; `last=n` sums only the last
+n steps, for the delayed-cue task).
+
+One recurrent spiking layer l with hidden size H, input x[t], output spikes s[t] in {0, 1}^H:
+
+    c[t] = Dropout(W_in x[t] + b_in)                 feed-forward current (one dropout mask per sequence)
+    r[t] = recurrent input from the spike history    (below; s[t'] = 0 for t' < 0)
+    I[t] = W_rec r[t] + c[t]                         W_rec: H x H, no bias, orthogonal init (gain 1)
+    v[t] = decay * v[t-1] + I[t]                     LIF, decay 0.5, v[-1] = 0
+    s[t] = 1 if v[t] - theta >= 0 else 0             theta = 1
+    ds/dv ~ max(0, 1 - |v[t] - theta|)               triangle surrogate (snnlib Triangle(width=2))
+    v[t] <- v[t] - theta * s[t]                      soft reset (hard_reset=True: v[t] <- v[t] (1 - s[t]))
+
+    recurrence=None   (feed-forward SNN):   r[t] = 0, no W_rec
+    recurrence="src", span k:               r[t] = s[t-k]            (k = 1: the vanilla RSNN)
+    recurrence="asrc", max span K, logits alpha in R^K (init 0), temperature tau_s (init 1):
+        training:   r[t] = sum_{j=1..K} p_j s[t-j],   p = softmax(alpha / tau_s)
+        inference:  r[t] = s[t - j*],                 j* = argmax_j alpha_j  (first maximum on ties)
+        after every epoch: tau_s <- de_tau * tau_s    (de_tau = 0.96; `anneal_temperature`)
+
+Network: layers as above, one after another, then a linear readout z[t] = W_o s_L[t] + b_o at
+every step; prediction argmax_c sum_t z[t, c]; loss CE(sum_t z[t], y). alpha is per layer, or one
+alpha shared by every layer (network_wise=True, every layer with the same K); it gets its own
+optimiser group (`make_optimizer`: lr_skip, no weight decay). Computing the whole sequence of one
+layer before the next equals the authors' step-by-step loop over the stack (layer l at step t
+reads only layer l-1 at steps <= t).
+
+State. Each layer is a spikingjelly `MemoryModule`: its membrane (in `neuron`) and its last K
+spike vectors (`history`) persist across calls, so a sequence may be fed in pieces;
+`spikingjelly.activation_based.functional.reset_net(model)` clears both (the dropout mask too)
+before the next sequence.
+
+Following the authors' code (model.py, neuron.py, main.py) where the paper is silent:
+  * the spike buffer holds s[t-1] .. s[t-K], most recent first, zeros before the sequence starts;
+    SRC with span k reads its oldest entry; ASRC's p_j weighs s[t-j]; inference takes
+    argmax(alpha), not argmax(alpha / tau_s) (the same index, tau_s > 0);
+  * `span_mode` ("auto": soft when training, hard in eval mode) ties the mixture to the module's
+    train/eval mode as the authors do; "soft" and "hard" force one, to measure the train-mode vs
+    inference-mode gap without dropout;
+  * the optimiser: weights (lr, weight decay) in one group, alpha (lr_skip, no weight decay) in
+    another, both in one torch optimiser (equivalent to the authors' separate Adam/AdamW
+    instances: every parameter keeps its own moments); OneCycleLR stepped once per epoch with
+    total_steps = epochs, per group maximum lr (`make_scheduler`).
+Departures, and why:
+  * the authors' options that none of their commands uses are left out: LayerNorm/BatchNorm
+    models, PLIF/GLIF neurons, the exp/rectangle/sigmoid/multi-Gaussian surrogates;
+  * their surrogate.py is not in the public snapshot we could read; the forward is taken to fire
+    on v - theta >= 0 (the TET triangle their group's code derives from: input.ge(0)); the
+    backward max(0, 1 - |v - theta|) is stated in papers.md §5.2. Only a membrane exactly on the
+    threshold can differ;
+  * the feed-forward current of a layer is computed for all steps in one matrix product (theirs:
+    one per step) and the soft mixture by a memory-light autograd function (`span_mixture`,
+    which saves references to the K spike tensors instead of a K x B x H copy per step); both
+    compute the same sums, in the same order for the mixture, and can differ from the authors'
+    only in the last float bit of the feed-forward product.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import base, functional, layer
+from spikingjelly.activation_based.neuron import SimpleBaseNode
+from torch import nn
+
+from snnlib.surrogate import Triangle
+
+__all__ = [
+    "RECURRENCES",
+    "SPAN_MODES",
+    "SkipLIFNode",
+    "SkipRecurrentLayer",
+    "SkipRecurrentSNN",
+    "accuracy_under_noise",
+    "anneal_temperature",
+    "chosen_spans",
+    "convert_authors_state_dict",
+    "delayed_cue_task",
+    "input_gradient_norms",
+    "make_optimizer",
+    "make_scheduler",
+    "pixel_permutation",
+    "sequential_mnist",
+    "span_distributions",
+    "span_mixture",
+    "span_parameters",
+    "summed_accuracy",
+    "summed_cross_entropy",
+    "use_span_mode",
+]
+
+RECURRENCES = (None, "src", "asrc")
+"""None: feed-forward SNN; "src": skip span k (k = 1: vanilla RSNN); "asrc": learnable span 1..K."""
+SPAN_MODES = ("auto", "soft", "hard")
+"""ASRC recurrent input: "auto" (soft in train mode, hard in eval mode), or always soft / hard."""
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _real(name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be finite and lie in [{low}, {high}], got {value}")
+    return float(value)
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_sequence(x, features: int) -> None:
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+        raise TypeError(f"expected a floating-point tensor [T, B, {features}], got {type(x).__name__}")
+    if x.dim() != 3 or x.shape[2] != features or x.shape[0] == 0:
+        raise ValueError(
+            f"expected a time-first sequence [T, B, {features}] with T >= 1, got shape {tuple(x.shape)}; "
+            "move time to the front (x.movedim(1, 0) for [B, T, features] batches)"
+        )
+
+
+# --------------------------------------------------------------------------- the soft span mixture
+
+
+class _SpanMixture(torch.autograd.Function):
+    """r = sum_j p[j] * s_j over the K history tensors s_j (s_1 = most recent); saves references only."""
+
+    @staticmethod
+    def forward(ctx, weights, *history):
+        ctx.save_for_backward(weights, *history)
+        return (weights.view(-1, *([1] * history[0].dim())) * torch.stack(history)).sum(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weights, *history = ctx.saved_tensors
+        grad_weights = None
+        if ctx.needs_input_grad[0]:
+            grad_weights = (torch.stack(history) * grad).flatten(1).sum(1)
+        grad_history = (weights.view(-1, *([1] * grad.dim())) * grad).unbind(0)
+        return (grad_weights, *(g if needed else None for g, needed in zip(grad_history, ctx.needs_input_grad[1:])))
+
+
+def span_mixture(weights: torch.Tensor, history: Sequence[torch.Tensor]) -> torch.Tensor:
+    """sum_j weights[j] * history[j]: the ASRC soft recurrent input, history most recent first.
+
+    `weights` has shape [K] (the span probabilities), `history` holds K tensors of one shape.
+    Same value as `(weights[:, None, None] * torch.stack(history)).sum(0)`, but the backward
+    keeps references to the K tensors instead of a stacked copy per call.
+    """
+    if weights.dim() != 1 or len(history) != weights.shape[0]:
+        raise ValueError(f"need one weight per history tensor, got {tuple(weights.shape)} and {len(history)}")
+    return _SpanMixture.apply(weights, *history)
+
+
+# --------------------------------------------------------------------------- neuron and layer
+
+
+class SkipLIFNode(SimpleBaseNode):
+    """The authors' LIF neuron: v = decay * v + x;  s = (v - v_threshold >= 0);  soft or hard reset.
+
+    A spikingjelly `SimpleBaseNode` (single-step, `[B, H]` per call) firing with
+    `Triangle(width=2)` (surrogate max(0, 1 - |v - v_threshold|)). Soft reset: v -= v_threshold * s;
+    hard reset: v = v (1 - s). Written as decay * v rather than spikingjelly LIFNode's
+    v - v / tau so that any decay matches the authors' arithmetic bit for bit.
+    """
+
+    def __init__(self, decay: float = 0.5, v_threshold: float = 1.0, hard_reset: bool = False,
+                 detach_reset: bool = False):
+        super().__init__(
+            v_threshold=_real("v_threshold", v_threshold),
+            v_reset=0.0 if _flag("hard_reset", hard_reset) else None,
+            surrogate_function=Triangle(width=2.0),
+            detach_reset=_flag("detach_reset", detach_reset),
+            step_mode="s",
+        )
+        self.decay = _real("decay", decay, 0.0, 1.0)
+
+    def neuronal_charge(self, x: torch.Tensor) -> None:
+        self.v = self.v * self.decay + x
+
+    def extra_repr(self) -> str:
+        return (f"decay={self.decay}, v_threshold={self.v_threshold}, hard_reset={self.v_reset is not None}, "
+                f"detach_reset={self.detach_reset}")
+
+
+class SkipRecurrentLayer(base.MemoryModule):
+    """One spiking layer with a feed-forward input and an (adaptive) skip recurrent connection.
+
+    `[T, B, in_features]` -> spikes `[T, B, hidden]` (equations in the module docstring).
+    recurrence None | "src" | "asrc"; `span` is k for SRC and the maximum span K for ASRC.
+    For ASRC, `alpha` (shape [K], init 0) may be passed in to share it between layers; `tau`
+    (a buffer, init 1) is divided into it and multiplied by `de_tau` by `anneal()`.
+    """
+
+    def __init__(self, in_features: int, hidden: int, *, recurrence: str | None = "src", span: int = 1,
+                 bias: bool = False, dropout: float = 0.0, decay: float = 0.5, v_threshold: float = 1.0,
+                 hard_reset: bool = False, detach_reset: bool = False, de_tau: float = 0.96,
+                 alpha: nn.Parameter | None = None):
+        super().__init__()
+        if recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
+        self.in_features = _positive_int("in_features", in_features)
+        self.hidden = _positive_int("hidden", hidden)
+        self.recurrence = recurrence
+        self.span = _positive_int("span", span) if recurrence else 0
+        self.input = nn.Linear(self.in_features, self.hidden, bias=_flag("bias", bias))
+        p = _real("dropout", dropout, 0.0, 0.99)
+        self.dropout = layer.Dropout(p, step_mode="m") if p > 0 else nn.Identity()
+        self.neuron = SkipLIFNode(decay, v_threshold, hard_reset, detach_reset)
+        self.span_mode = "auto"
+        if recurrence:
+            self.recurrent = nn.Linear(self.hidden, self.hidden, bias=False)
+            nn.init.orthogonal_(self.recurrent.weight, gain=1.0)
+        if recurrence == "asrc":
+            self.de_tau = _real("de_tau", de_tau, 0.0, 1.0)
+            if alpha is None:
+                alpha = nn.Parameter(torch.zeros(self.span))
+            elif not isinstance(alpha, nn.Parameter) or tuple(alpha.shape) != (self.span,):
+                raise ValueError(f"a shared alpha must be an nn.Parameter of shape ({self.span},), got "
+                                 f"{getattr(alpha, 'shape', alpha)!r}: give every layer the same span")
+            self.alpha = alpha
+            self.register_buffer("tau", torch.ones(()))
+        elif alpha is not None:
+            raise ValueError("alpha (span logits) only applies to recurrence='asrc'")
+        self.register_memory("history", None)
+
+    @property
+    def span_mode(self) -> str:
+        return self._span_mode
+
+    @span_mode.setter
+    def span_mode(self, mode: str) -> None:
+        if mode not in SPAN_MODES:
+            raise ValueError(f"span_mode must be one of {SPAN_MODES}, got {mode!r}")
+        self._span_mode = mode
+
+    def span_probabilities(self) -> torch.Tensor:
+        """softmax(alpha / tau) over spans 1..K (ASRC only), shape [K]."""
+        if self.recurrence != "asrc":
+            raise ValueError(f"span probabilities exist only for recurrence='asrc', not {self.recurrence!r}")
+        return F.softmax(self.alpha / self.tau, dim=0)
+
+    def chosen_span(self) -> int:
+        """The span used at inference: k for SRC, 1 + argmax(alpha) for ASRC, 0 without recurrence."""
+        if self.recurrence == "asrc":
+            return int(torch.argmax(self.alpha)) + 1
+        return self.span
+
+    @torch.no_grad()
+    def anneal(self) -> None:
+        """tau <- de_tau * tau (ASRC; the authors call it once per epoch)."""
+        if self.recurrence == "asrc":
+            self.tau.mul_(self.de_tau)
+
+    def _uses_mixture(self) -> bool:
+        """True when r[t] is ASRC's soft mixture, False when it is one past spike vector."""
+        soft = self.span_mode == "soft" or (self.span_mode == "auto" and self.training)
+        return self.recurrence == "asrc" and soft
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x_seq, self.in_features)
+        current = self.dropout(self.input(x_seq))
+        if self.recurrence is None:
+            return torch.stack([self.neuron(c) for c in current])  # iterating unbinds: O(T) backward
+        past = list(self.history) if self.history is not None else [current.new_zeros(current.shape[1:])] * self.span
+        if past[0].shape != current.shape[1:]:
+            raise ValueError(f"batch shape {tuple(current.shape[1:])} differs from the stored history "
+                             f"{tuple(past[0].shape)}: call functional.reset_net(model) between sequences")
+        weights = self.span_probabilities() if self._uses_mixture() else None
+        lag = self.chosen_span()
+        spikes = []
+        for c in current:  # past is oldest first: past[-j] = s[t-j]
+            r = span_mixture(weights, past[: -self.span - 1 : -1]) if weights is not None else past[-lag]
+            spike = self.neuron(self.recurrent(r) + c)
+            past.append(spike)
+            spikes.append(spike)
+        self.history = past[-self.span :]
+        return torch.stack(spikes)
+
+    def extra_repr(self) -> str:
+        return f"recurrence={self.recurrence!r}, span={self.span}, span_mode={self.span_mode!r}"
+
+
+class SkipRecurrentSNN(nn.Module):
+    """The ASRC-SNN / SRC-SNN / vanilla RSNN / feed-forward SNN classifier of the authors' MODEL.
+
+    `[T, B, input_size]` -> readout `[T, B, classes]` (sum over time for the class scores).
+    `spans`: an int for every layer or one per layer (k for SRC, K for ASRC; ignored with
+    recurrence None). network_wise=True shares one alpha (attribute `alpha`) between all layers.
+    """
+
+    def __init__(self, input_size: int, hidden_sizes: Sequence[int], classes: int, *,
+                 recurrence: str | None = "src", spans: int | Sequence[int] = 1, bias: bool = True,
+                 dropout: float = 0.0, decay: float = 0.5, v_threshold: float = 1.0, hard_reset: bool = False,
+                 detach_reset: bool = False, de_tau: float = 0.96, network_wise: bool = False):
+        super().__init__()
+        if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
+            raise TypeError(f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes!r}")
+        sizes = [_positive_int("every hidden size", h) for h in hidden_sizes]
+        if isinstance(spans, numbers.Integral) and not isinstance(spans, bool):
+            spans = [int(spans)] * len(sizes)
+        if not isinstance(spans, Sequence) or len(spans) != len(sizes):
+            raise ValueError(f"spans must be an int or one int per layer ({len(sizes)}), got {spans!r}")
+        self.input_size = _positive_int("input_size", input_size)
+        self.network_wise = _flag("network_wise", network_wise)
+        if network_wise:
+            if recurrence != "asrc":
+                raise ValueError("network_wise shares ASRC's span logits: it needs recurrence='asrc'")
+            if len(set(spans)) != 1:
+                raise ValueError(f"network_wise needs the same maximum span in every layer, got {list(spans)}")
+            self.alpha = nn.Parameter(torch.zeros(_positive_int("span", spans[0])))
+        shared = self.alpha if network_wise else None
+        self.layers = nn.ModuleList()
+        width = self.input_size
+        for hidden, span in zip(sizes, spans):
+            self.layers.append(SkipRecurrentLayer(
+                width, hidden, recurrence=recurrence, span=span, bias=bias, dropout=dropout, decay=decay,
+                v_threshold=v_threshold, hard_reset=hard_reset, detach_reset=detach_reset, de_tau=de_tau,
+                alpha=shared))
+            width = hidden
+        self.readout = nn.Linear(width, _positive_int("classes", classes), bias=_flag("bias", bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_sequence(x, self.input_size)
+        for lyr in self.layers:
+            x = lyr(x)
+        return self.readout(x)
+
+
+# --------------------------------------------------------------------------- spans, temperature, optimiser
+
+
+def _asrc_layers(model: nn.Module) -> list[SkipRecurrentLayer]:
+    return [m for m in model.modules() if isinstance(m, SkipRecurrentLayer) and m.recurrence == "asrc"]
+
+
+def span_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every ASRC span-logit tensor alpha of `model`, each once (a shared alpha counts once)."""
+    found = []
+    for lyr in _asrc_layers(model):
+        if all(lyr.alpha is not p for p in found):
+            found.append(lyr.alpha)
+    return found
+
+
+@torch.no_grad()
+def span_distributions(model: nn.Module) -> list[np.ndarray]:
+    """softmax(alpha / tau) of every ASRC layer, in order (numpy arrays of length K)."""
+    return [lyr.span_probabilities().cpu().numpy() for lyr in _asrc_layers(model)]
+
+
+def chosen_spans(model: nn.Module) -> list[int]:
+    """The inference span of every recurrent layer (k for SRC, 1 + argmax alpha for ASRC)."""
+    return [m.chosen_span() for m in model.modules() if isinstance(m, SkipRecurrentLayer) and m.recurrence]
+
+
+def anneal_temperature(model: nn.Module) -> list[float]:
+    """tau <- de_tau * tau in every ASRC layer (once per epoch); returns the new temperatures."""
+    layers = _asrc_layers(model)
+    for lyr in layers:
+        lyr.anneal()
+    return [float(lyr.tau) for lyr in layers]
+
+
+@contextlib.contextmanager
+def use_span_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
+    """Within the block every ASRC layer uses `mode` ("soft", "hard" or "auto"); restored after."""
+    layers = _asrc_layers(model)
+    saved = [lyr.span_mode for lyr in layers]
+    try:
+        for lyr in layers:
+            lyr.span_mode = mode
+        yield model
+    finally:
+        for lyr, old in zip(layers, saved):
+            lyr.span_mode = old
+
+
+def make_optimizer(model: nn.Module, *, kind: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                   lr_skip: float = 0.1) -> torch.optim.Optimizer:
+    """The authors' optimiser: group 0 every weight (lr, weight_decay), group 1 the span logits
+    alpha (lr_skip, no weight decay; absent without ASRC). kind: "adam", "adamw" or "sgd"."""
+    classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    if kind not in classes:
+        raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
+    spans = span_parameters(model)
+    weights = [p for p in model.parameters() if all(p is not a for a in spans)]
+    groups = [{"params": weights, "lr": _real("lr", lr, 0.0), "weight_decay": _real("weight_decay", weight_decay, 0.0)}]
+    if spans:
+        groups.append({"params": spans, "lr": _real("lr_skip", lr_skip, 0.0), "weight_decay": 0.0})
+    return classes[kind](groups)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, kind: str | None, epochs: int):
+    """The authors' schedulers, stepped once per epoch: "onecycle" (OneCycleLR, every group's
+    max_lr its lr, total_steps=epochs), "cos" (CosineAnnealingLR, T_max=epochs) or None."""
+    epochs = _positive_int("epochs", epochs)
+    if kind is None:
+        return None
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=epochs)
+    if kind == "cos":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise ValueError(f"scheduler kind must be 'onecycle', 'cos' or None, got {kind!r}")
+
+
+# --------------------------------------------------------------------------- the authors' weights
+
+
+def convert_authors_state_dict(state_dict: Mapping[str, torch.Tensor], model: SkipRecurrentSNN) -> dict:
+    """The weights of the authors' `MODEL` (model.py, no layer norm) as a state dict for `model`.
+
+    Their `features` is [Linear, Dropout, container] per layer, then the readout Linear: layer i's
+    input is features.{3i}, its recurrent weight features.{3i+2}.mlp.weight, its span logits
+    features.{3i+2}.skip_para (shape [K, 1, 1]) and temperature features.{3i+2}.tau (shape [1]);
+    the readout is features.{3L}; a network-wise alpha is also stored as skip_para. Load the
+    result with `model.load_state_dict(...)`; raises ValueError for keys or shapes that differ.
+    """
+    names = {"skip_para": "alpha"}
+    for i in range(len(model.layers)):
+        names.update({f"features.{3 * i}.weight": f"layers.{i}.input.weight",
+                      f"features.{3 * i}.bias": f"layers.{i}.input.bias",
+                      f"features.{3 * i + 2}.mlp.weight": f"layers.{i}.recurrent.weight",
+                      f"features.{3 * i + 2}.skip_para": f"layers.{i}.alpha",
+                      f"features.{3 * i + 2}.tau": f"layers.{i}.tau"})
+    last = 3 * len(model.layers)
+    names.update({f"features.{last}.weight": "readout.weight", f"features.{last}.bias": "readout.bias"})
+    ours = model.state_dict()
+    converted = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key not in names or names[key] not in ours:
+            raise ValueError(f"the authors' state dict has {key!r}, which this {type(model).__name__} "
+                             "does not have: build it with the same layers, recurrence and bias")
+        target = names[key]
+        if value.numel() != ours[target].numel():
+            raise ValueError(f"{key}: shape {tuple(value.shape)} does not fit {target} {tuple(ours[target].shape)}")
+        converted[target] = value.reshape(ours[target].shape)
+    missing = sorted(set(ours) - set(converted))
+    if missing:
+        raise ValueError(f"the authors' state dict lacks {missing}: was it saved from the same configuration?")
+    return converted
+
+
+# --------------------------------------------------------------------------- losses and metrics
+
+
+def _summed(outputs: torch.Tensor, last: int | None) -> torch.Tensor:
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3:
+        raise ValueError(f"expected time-first outputs [T, B, classes], got {getattr(outputs, 'shape', outputs)!r}")
+    if last is not None:
+        outputs = outputs[-_positive_int("last", last):]
+    return outputs.sum(dim=0)
+
+
+def summed_cross_entropy(outputs: torch.Tensor, labels: torch.Tensor, last: int | None = None) -> torch.Tensor:
+    """Cross-entropy of the readout summed over time (over the last `last` steps if given)."""
+    return F.cross_entropy(_summed(outputs, last), labels)
+
+
+def summed_accuracy(outputs: torch.Tensor, labels: torch.Tensor, last: int | None = None) -> float:
+    """Fraction of samples whose time-summed readout (last `last` steps if given) peaks at the label."""
+    return (_summed(outputs, last).argmax(dim=1) == labels).float().mean().item()
+
+
+def input_gradient_norms(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                         loss_fn=summed_cross_entropy) -> torch.Tensor:
+    """||dL/dx[t]||_2 for every step t of a time-first batch x `[T, B, D]` (norm over B and D), `[T]`.
+
+    Runs in the model's current train/eval and span mode; the model is reset first and after,
+    and the parameters' .grad are left untouched. Plot against the lag T - 1 - t.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    functional.reset_net(model)
+    loss = loss_fn(model(x), labels)
+    (grad,) = torch.autograd.grad(loss, x)
+    functional.reset_net(model)
+    return grad.flatten(1).norm(dim=1)
+
+
+@torch.no_grad()
+def accuracy_under_noise(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float], *,
+                         seed: int = 0, batch_size: int = 256, accuracy_fn=summed_accuracy) -> list[float]:
+    """Accuracy on `x + sigma * N(0, 1)` for every sigma, x time-first `[T, N, D]`, in eval mode.
+
+    The noise comes from a torch.Generator seeded with `seed` (the same draw for every sigma,
+    scaled). The model's train/eval mode is restored afterwards.
+    """
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 3):
+        raise ValueError(f"expected a time-first float tensor [T, N, D], got {getattr(x, 'shape', x)!r}")
+    _positive_int("batch_size", batch_size)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype)
+    was_training = model.training
+    model.eval()
+    results = []
+    try:
+        for sigma in sigmas:
+            noisy = x + _real("sigma", sigma, 0.0) * noise
+            correct = 0.0
+            for start in range(0, x.shape[1], batch_size):
+                functional.reset_net(model)
+                part = slice(start, start + batch_size)
+                correct += accuracy_fn(model(noisy[:, part]), labels[part]) * len(labels[part])
+            results.append(correct / x.shape[1])
+    finally:
+        functional.reset_net(model)
+        model.train(was_training)
+    return results
+
+
+# --------------------------------------------------------------------------- data
+
+
+def pixel_permutation(seed: int, n_pixels: int = 784) -> torch.Tensor:
+    """A fixed random order of the pixels (permuted sequential MNIST), from a seeded torch.Generator."""
+    return torch.randperm(_positive_int("n_pixels", n_pixels), generator=torch.Generator().manual_seed(seed))
+
+
+def sequential_mnist(images, permutation: torch.Tensor | None = None) -> torch.Tensor:
+    """MNIST images `[N, 28, 28]` (uint8 0..255 or float 0..1) -> `[N, 784, 1]` float pixel sequences.
+
+    One pixel per step in row-major order (the authors' view(-1, 784, 1) of ToTensor images, so
+    uint8 values are divided by 255), reordered by `permutation` (PS-MNIST) if given. Samples are
+    sample-first, as a Dataset stores them; fit moves time to the front of each batch.
+    """
+    images = torch.as_tensor(images)
+    if images.dim() != 3:
+        raise ValueError(f"expected images [N, H, W], got shape {tuple(images.shape)}")
+    seq = images.reshape(len(images), -1, 1)
+    seq = seq.float() / 255.0 if images.dtype == torch.uint8 else seq.float()
+    if permutation is not None:
+        if sorted(permutation.tolist()) != list(range(seq.shape[1])):
+            raise ValueError(f"permutation must reorder all {seq.shape[1]} pixels exactly once")
+        seq = seq[:, permutation]
+    return seq
+
+
+def delayed_cue_task(n_samples: int, delay: int, *, classes: int = 4, cue_steps: int = 10, recall_steps: int = 10,
+                     channels_per_class: int = 4, cue_rate: float = 0.5, noise_rate: float = 0.02,
+                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A long-memory task: the class is shown at the start, asked for at the end.
+
+    Returns x `[N, T, D]` (spikes, float) and labels `[N]`, T = cue_steps + delay + recall_steps,
+    D = (classes + 1) * channels_per_class. During the first cue_steps steps the label's group of
+    channels fires with probability cue_rate per step; during the last recall_steps steps the
+    recall group (the last channels) fires with cue_rate; every channel also fires with
+    noise_rate at every step. Score the readout over the last recall_steps steps only
+    (`summed_cross_entropy(..., last=recall_steps)`), so the class must be held for `delay` steps.
+    Labels are balanced (cycled, then shuffled); everything comes from a numpy Generator(seed).
+    """
+    n = _positive_int("n_samples", n_samples)
+    delay = int(_real("delay", delay, 0))
+    classes, group = _positive_int("classes", classes), _positive_int("channels_per_class", channels_per_class)
+    cue, recall = _positive_int("cue_steps", cue_steps), _positive_int("recall_steps", recall_steps)
+    cue_rate, noise_rate = _real("cue_rate", cue_rate, 0, 1), _real("noise_rate", noise_rate, 0, 1)
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % classes)
+    steps, channels = cue + delay + recall, (classes + 1) * group
+    x = rng.random((n, steps, channels)) < noise_rate
+    rows = np.arange(n)[:, None, None]
+    cue_channels = labels[:, None, None] * group + np.arange(group)[None, None, :]
+    x[rows, np.arange(cue)[None, :, None], cue_channels] |= rng.random((n, cue, group)) < cue_rate
+    x[:, steps - recall:, classes * group:] |= rng.random((n, recall, group)) < cue_rate
+    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
