@@ -604,3 +604,46 @@ def test_models_reject_bad_configuration_and_input():
     for kind in KINDS:
         with pytest.raises(ValueError, match="time-first"):
             small(kind)(frames(0).movedim(0, 1)[:, :, :, :4])
+
+
+# --------------------------------------------------------------------------- input frames
+
+
+def random_events(seed: int, n: int = 400, duration: int = 12_000):
+    """Random events on a 10 x 8 sensor (W x H) over [0, duration) µs."""
+    from snnlib.data import make_events
+
+    rng = torch.Generator().manual_seed(seed)
+    x, y = torch.randint(0, 10, (n,), generator=rng), torch.randint(0, 8, (n,), generator=rng)
+    t, p = torch.randint(0, duration, (n,), generator=rng), torch.randint(0, 2, (n,), generator=rng)
+    return make_events(x.numpy(), y.numpy(), t.numpy(), p.numpy(), (10, 8, 2))
+
+
+def test_coarsen_time_equals_binning_the_events_into_fewer_bins():
+    from snnlib.data import to_frames
+
+    events = random_events(0)
+    fine = torch.from_numpy(to_frames(events, (10, 8, 2), n_time_bins=12, start_us=0, duration_us=12_000))
+    for n in (1, 3, 4, 12):
+        direct = to_frames(events, (10, 8, 2), n_time_bins=n, start_us=0, duration_us=12_000)
+        torch.testing.assert_close(he.coarsen_time(fine, n), torch.from_numpy(direct))
+    batch = torch.stack([fine, 2 * fine])  # [B, T, ...]: time on axis 1
+    torch.testing.assert_close(he.coarsen_time(batch, 4, time_axis=1)[1], 2 * he.coarsen_time(fine, 4))
+    with pytest.raises(ValueError, match="multiple of 5"):
+        he.coarsen_time(fine, 5)
+
+
+def test_pool_frames_equals_events_on_a_sensor_with_larger_pixels():
+    from snnlib.data import make_events, to_frames
+
+    events = random_events(1)
+    frames = torch.from_numpy(to_frames(events, (10, 8, 2), n_time_bins=3, start_us=0, duration_us=12_000))
+    for crop in (0, 1):
+        x, y = events["x"], events["y"]
+        inside = events[(x >= crop) & (x < 10 - crop) & (y >= crop) & (y < 8 - crop)]
+        sensor = ((10 - 2 * crop) // 2, (8 - 2 * crop) // 2, 2)
+        big = make_events((inside["x"] - crop) // 2, (inside["y"] - crop) // 2, inside["t"], inside["p"], sensor)
+        direct = to_frames(big, sensor, n_time_bins=3, start_us=0, duration_us=12_000)
+        torch.testing.assert_close(he.pool_frames(frames, 2, crop=crop), torch.from_numpy(direct))
+    with pytest.raises(ValueError, match="multiples of 3"):
+        he.pool_frames(frames, 3)

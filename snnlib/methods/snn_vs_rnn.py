@@ -80,6 +80,10 @@ Where this module departs from the authors' code, and why:
     Their N-MNIST frames come in the layout of their .mat files; their Gesture frames are
     [T, B, C, H, W] as here.
 
+Input frames. `coarsen_time(frames, n)` merges T equal time bins into n (same duration, coarser
+bins: the paper's temporal-resolution sweep); `pool_frames(frames, factor, crop)` sums factor x factor
+pixel blocks (the authors downsample Gesture's 128 x 128 sensor to 32 x 32 this way).
+
 Counts (closed forms; LIF neurons have no parameters):
 
     parameters   Linear (an SNN layer)   in*h + h
@@ -135,6 +139,7 @@ __all__ = [
     "complexity_table",
     "conv_ops",
     "conv_parameters",
+    "coarsen_time",
     "convert_authors_state_dict",
     "input_rates",
     "is_spiking",
@@ -145,6 +150,7 @@ __all__ = [
     "mse_rate_loss",
     "operation_counts",
     "paper_model",
+    "pool_frames",
     "predict",
     "readout",
     "readout_accuracy",
@@ -761,6 +767,51 @@ def mse_last_step_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 LOSSES = {"mean": mse_rate_loss, "last": mse_last_step_loss}
 """Readout mode -> loss(outputs [T, B, C], labels [B])."""
+
+
+# --------------------------------------------------------------------------- input frames
+
+
+def coarsen_time(frames: torch.Tensor, n_time_bins: int, time_axis: int = 0) -> torch.Tensor:
+    """Event-count frames at a coarser temporal resolution over the same duration.
+
+    The paper's temporal-resolution sweep: `frames` has T equal bins along `time_axis` (time-first
+    `[T, ...]` by default; 1 for DataLoader batches `[B, T, ...]`); bin k of the result is the sum of
+    bins k*f ... k*f + f - 1, f = T / n_time_bins, i.e. the counts the events would give binned
+    directly into n_time_bins equal bins. T must be a multiple of n_time_bins.
+    """
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
+    n_time_bins = _positive_int("n_time_bins", n_time_bins)
+    steps = frames.shape[time_axis]
+    if steps % n_time_bins:
+        raise ValueError(
+            f"cannot merge {steps} time bins into {n_time_bins}: bin the events into a multiple of "
+            f"{n_time_bins} bins first (e.g. {n_time_bins * max(1, round(steps / n_time_bins))})"
+        )
+    axis = time_axis % frames.dim()
+    return frames.unflatten(axis, (n_time_bins, steps // n_time_bins)).sum(dim=axis + 1)
+
+
+def pool_frames(frames: torch.Tensor, factor: int, crop: int = 0) -> torch.Tensor:
+    """Event-count frames `[..., H, W]` on a coarser pixel grid: crop `crop` pixels at every border, then sum
+    each `factor` x `factor` block (the events of a sensor with factor-times larger pixels, as the authors'
+    Gesture loader downsamples 128 x 128 to 32 x 32). H - 2 crop and W - 2 crop must be multiples of factor.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.dim() < 2:
+        raise TypeError(f"frames must be a torch.Tensor [..., H, W], got {getattr(frames, 'shape', frames)!r}")
+    factor = _positive_int("factor", factor)
+    if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 0:
+        raise ValueError(f"crop must be a non-negative int, got {crop!r}")
+    height, width = frames.shape[-2] - 2 * crop, frames.shape[-1] - 2 * crop
+    if height <= 0 or width <= 0 or height % factor or width % factor:
+        raise ValueError(
+            f"frames of {tuple(frames.shape[-2:])} cropped by {crop} give {height} x {width}, which {factor} x "
+            f"{factor} blocks do not tile; choose crop so that H - 2 crop and W - 2 crop are multiples of {factor}"
+        )
+    frames = frames[..., crop:crop + height, crop:crop + width]
+    blocks = frames.unflatten(-1, (width // factor, factor)).unflatten(-3, (height // factor, factor))
+    return blocks.sum(dim=(-3, -1))
 
 
 # --------------------------------------------------------------------------- operation counts
