@@ -11,6 +11,7 @@ gather every work's claims.json.
     snakemake all --config profile=smoke            # seconds per notebook (CI)
     snakemake --report report.html                  # HTML report: every figure + caption
     snakemake verify_data                           # check the original data sets under data/
+    snakemake benchmarks                            # speed benchmarks (not part of `all`; quiet machine)
     snakemake all --workflow-profile profiles/slurm # on a SLURM cluster
 """
 
@@ -35,6 +36,7 @@ PYTHON = sys.executable
 CAPTIONS = ".snakemake/captions"
 WORKS = sorted(p.stem for p in Path("notebooks/papers").glob("*.ipynb"))
 TUTORIALS = sorted(p.stem for p in Path("notebooks/tutorials").glob("*.ipynb"))
+BENCHMARKS = sorted(p.stem for p in Path("benchmarks").glob("*.py"))
 RUN_PARAMS = json.dumps({k: config[k] for k in ("profile", "data", "device", "seeds")})
 
 for key in WORKS:
@@ -131,3 +133,22 @@ rule verify_data:
     """`snakemake verify_data`: report on every original data set under data/; fails if any is missing."""
     shell:
         "{PYTHON:q} -m snnlib.data verify"
+
+
+rule benchmarks:
+    """`snakemake benchmarks`: every benchmarks/<name>.py, one at a time (timings need a quiet machine)."""
+    input:
+        expand("results/benchmarks/{name}.csv", name=BENCHMARKS),
+
+
+rule benchmark:
+    input:
+        "benchmarks/{name}.py",
+    output:
+        csv="results/benchmarks/{name}.csv",
+        figure="figures/benchmarks/{name}.png",
+    log:
+        "logs/benchmarks/{name}.log",
+    threads: workflow.cores  # one benchmark at a time, with the whole machine
+    shell:
+        "{PYTHON:q} {input:q} > {log:q} 2>&1"

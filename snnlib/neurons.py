@@ -58,17 +58,54 @@ The soft-reset match holds as long as no membrane stays at or above threshold af
 would subtract the threshold again before firing. A v_reset other than 0 has no match (snntorch
 starts at and resets to 0). The thresholds must be positive. Spikes agree exactly, up to the
 firing-at-threshold convention above; the spike gradients agree when both use the same surrogate.
+
+Fused multi-step path. In multi-step mode LIFNode, PLIFNode and IFNode do not build a graph per
+time step: one autograd Function runs the whole sequence. Its forward pass applies, per step,
+exactly spikingjelly's floating-point operations in spikingjelly's order (so spikes, V and v_seq
+are bit-identical to spikingjelly's), writing H[t] into one [T, B, ...] buffer. That buffer is
+the only [T, B, ...] tensor saved for backward (plus V[-1], [B, ...], for PLIF); nothing else of
+the forward pass is kept. The backward pass walks time once in reverse. With G[t] = dL/dH[t],
+
+    G[t]   = dL/dS[t] g'(H[t] - V_th) + dL/dV[t] dV[t]/dH[t]   (direct terms: spikes, v_seq, final v)
+           + G[t+1] k dV[t]/dH[t]                            (through the next step)
+    dV/dH  = 1 - S + (V_reset - H) g'   (hard)   or   1 - V_th g'   (soft);   1 - S or 1 if detach_reset
+    dL/dX[t] = a G[t],   dL/dV[-1] = k G[0],   k = dH/dV = 1 - 1/tau, a = dH/dX = 1/tau or 1
+               (PLIF: 1 - sigmoid(w) and sigmoid(w) or 1; IF: k = a = 1)
+    PLIF:    dL/dw = sigmoid'(w) sum_t G[t] dH[t]/dq,  dH/dq = (H[t] - V[t-1]) / q  (decay_input)
+                                                          or V_reset - V[t-1],  q = sigmoid(w)
+
+where S and V[t-1] are recomputed from the saved H, and the arithmetic is in the input's dtype.
+Two back ends run these loops, with the same results:
+- CPU, float32/float64, spiking surrogate: two numba kernels (compiled on first use, cached in
+  __pycache__), one pass over memory each way, vectorised over neurons; large layers are split
+  over torch.get_num_threads() threads. The backward kernel evaluates ArcTan, Rectangle and
+  Triangle itself; any other surrogate (Sigmoid, a user's subclass) through its own `derivative`
+  on blocks of time steps.
+- anywhere else (CUDA, float16, a non-spiking surrogate, numba missing): PyTorch calls, per step
+  spikingjelly's operations in place; backward, all but the G recursion vectorised over blocks of
+  time steps, so that the reverse loop costs one multiply-add per step.
+The gradient reaches the initial state V[-1] when it requires grad, as in spikingjelly: a state
+carried from the previous multi-step call keeps its graph (truncated BPTT: call
+`functional.detach_net(net)` to cut it). Without grad (eval, torch.no_grad) no H buffer is kept.
+The fused path needs a surrogate of `snnlib.surrogate` (it calls the class's `derivative`);
+with any other surrogate function the neurons run spikingjelly's own multi-step code. A
+surrogate in non-spiking mode fires S = primitive(H - V_th) (smooth), as spikingjelly would.
 """
 
+import functools
+import itertools
 import math
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import snntorch
 import torch
 from spikingjelly.activation_based import base, neuron
+from torch.autograd.function import once_differentiable
 
-from snnlib.surrogate import ArcTan
+from snnlib.surrogate import ArcTan, Rectangle, SurrogateSpike, Triangle
 
 __all__ = ["IFNode", "LIFNode", "LeakyEquivalence", "LeakyMultiStep", "PLIFNode", "leaky_for_lif", "lif_for_leaky"]
 
@@ -118,7 +155,491 @@ def _node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mo
     )
 
 
-class LIFNode(neuron.LIFNode):
+# ----------------------------------------------------------------------------- fused multi-step path
+#
+# Two back ends compute the same thing. On CPU in float32/float64 with a spiking surrogate, two
+# numba kernels run the loops (one pass over memory each way, vectorised over neurons). Elsewhere
+# (CUDA, float16, non-spiking surrogates, numba missing) the same loops run as PyTorch calls.
+
+# Elements per block of time steps in the backward pass, whose surrogate slope is evaluated a
+# block at a time by the surrogate's own `derivative`. Below PyTorch's parallel grain size (32768)
+# those operations run on one thread: with two or more threads they would wait for each other at
+# every operation, which costs milliseconds on a busy machine. Blocks hold whole time steps, so a
+# layer with more than 32767 neurons still gets one step per block (and multi-threaded operations).
+# On a GPU, where every operation is a kernel launch, the blocks are as large as memory allows.
+_BLOCK_ELEMENTS = {"cpu": 32767, "other": 2**24}
+
+# Work (time steps x neurons) from which a numba kernel call is split over torch.get_num_threads() threads.
+_PARALLEL_ELEMENTS = 2**20
+
+_NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+class _Dynamics:
+    """Charge, fire and reset of one neuron layer for one multi-step call, constants in the input's dtype.
+
+    `scale` is None for IF, the float tau for LIF (H uses "/ tau") or PLIF's parameter w
+    (H uses "* q", q = sigmoid(w)). Built anew for every call, so a changed tau, threshold or
+    surrogate width takes effect on the next call; the surrogate's width/alpha is frozen here
+    for the backward pass of this call.
+    """
+
+    def __init__(self, scale, decay_input, v_threshold, v_reset, detach_reset, surrogate, dtype):
+        self.kind = "if" if scale is None else "plif" if isinstance(scale, torch.Tensor) else "lif"
+        self.decay_input = decay_input
+        self.v_threshold = v_threshold
+        self.v_reset = v_reset
+        self.detach_reset = detach_reset
+        self.derivative = surrogate.derivative
+        self.primitive = surrogate.primitive
+        self.param = getattr(surrogate, surrogate.param_name)
+        self.spiking = surrogate.spiking
+        self.strict = getattr(surrogate, "strict", False)
+        self.surrogate_type = type(surrogate)
+        self.dtype = dtype
+        # 0-dim tensors: a Python scalar would be wrapped into a tensor at every call (twice the cost).
+        self._threshold = torch.tensor(v_threshold, dtype=dtype)
+        self.rest = 0.0 if v_reset is None else v_reset
+        self._rest = None if self.rest == 0.0 else torch.tensor(self.rest, dtype=dtype)  # V - 0.0 == V exactly
+        if self.kind == "if":
+            self._scale, q = None, 1.0
+        elif self.kind == "lif":
+            self._scale, q = torch.tensor(scale, dtype=dtype), 1.0 / scale
+        else:
+            self._scale = torch.sigmoid(scale.detach()).to(dtype)  # in w's dtype first, as spikingjelly
+            q = self._scale.item()
+        self.q = q
+        self.k = 1.0 - q if self.kind != "if" else 1.0  # dH[t]/dV[t-1]
+        self.a = q if decay_input and self.kind != "if" else 1.0  # dH[t]/dX[t]
+
+    def kernel_neuron(self) -> tuple:
+        """The kernels' `neuron` argument: (kind, decay_input, scale, rest, threshold, soft, strict)."""
+        number = _NUMPY_TYPES[self.dtype]
+        scale = 1.0 if self._scale is None else self._scale.item()
+        kind = ("if", "lif", "plif").index(self.kind)
+        return (
+            kind,
+            self.decay_input,
+            number(scale),
+            number(self.rest),
+            number(self.v_threshold),
+            self.v_reset is None,
+            self.strict,
+        )
+
+    def kernel_gradient(self) -> tuple:
+        """The backward kernel's `gradient` argument: (detach, k, a, one, surrogate, c1, c2).
+
+        surrogate and c1, c2 tell it how to compute the slope (see `_backward_kernel`).
+        """
+        number, p = _NUMPY_TYPES[self.dtype], self.param
+        surrogate, c1, c2 = {
+            ArcTan: (0, math.pi / 2 * p, p / 2),
+            Rectangle: (1, p / 2, p),
+            Triangle: (2, 2 / p, 2 / p),
+        }.get(self.surrogate_type, (-1, 1.0, 1.0))
+        return self.detach_reset, number(self.k), number(self.a), number(1), surrogate, number(c1), number(c2)
+
+    # -- per-step PyTorch operations (the torch back end)
+
+    def _scaled(self, t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """t / tau (LIF) or t * q (PLIF) into `out`, the operation spikingjelly applies."""
+        return torch.div(t, self._scale, out=out) if self.kind == "lif" else torch.mul(t, self._scale, out=out)
+
+    def charge(self, x: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
+        """H = V + (X - (V - V_reset)) / tau, V - (V - V_reset) / tau + X, or V + X, into `out`."""
+        if self.kind == "if":
+            torch.add(v, x, out=out)
+            return
+        if self.decay_input:
+            if self._rest is None:
+                torch.sub(x, v, out=out)
+            else:
+                torch.sub(x, torch.sub(v, self._rest, out=out), out=out)
+            self._scaled(out, out).add_(v)
+        else:
+            self._scaled(v if self._rest is None else torch.sub(v, self._rest, out=out), out)
+            torch.sub(v, out, out=out).add_(x)
+
+    def fire(self, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """S = Theta(H - V_th) into `out` (H > V_th if the surrogate is strict; primitive(H - V_th) if not spiking)."""
+        if self.spiking:
+            return (torch.gt if self.strict else torch.ge)(h, self._threshold, out=out)
+        torch.sub(h, self._threshold, out=out)
+        return out.copy_(self.primitive(out, self.param))
+
+    def reset(self, h: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """V = H - V_th S (soft) or H - S H + V_reset S (hard, equal to H (1 - S) + V_reset S for S in {0, 1})."""
+        if self.v_reset is None:
+            return torch.sub(h, s, alpha=self.v_threshold, out=out)
+        torch.addcmul(h, s, h, value=-1, out=out)
+        return out if self._rest is None else out.add_(s, alpha=self.v_reset)
+
+    # -- vectorised over a block of time steps (the backward pass)
+
+    def slope(self, h: torch.Tensor) -> torch.Tensor:
+        """The surrogate slope g'(H - V_th) for a block of H, contiguous."""
+        return self.derivative(h - self._threshold, self.param).contiguous()
+
+    def dv_dh(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """dV/dH (module docstring) for a block of H [n, B, ...] with slope g."""
+        if self.v_reset is None:
+            return torch.ones_like(h) if self.detach_reset else torch.mul(g, -self.v_threshold).add_(1.0)
+        dv_dh = 1.0 - self.fire(h, torch.empty_like(h))
+        return dv_dh if self.detach_reset else dv_dh.addcmul_(self.v_reset - h, g)
+
+    def previous_v(self, h_seq, v_init, t0: int, t1: int) -> torch.Tensor:
+        """V[t-1] for t in [t0, t1), recomputed from H exactly as the forward pass computed it."""
+        prev = torch.empty_like(h_seq[t0:t1])
+        first = 0
+        if t0 == 0:
+            prev[0] = v_init
+            first = 1
+        h = h_seq[t0 - 1 + first : t1 - 1]
+        self.reset(h, self.fire(h, torch.empty_like(h)), prev[first:])
+        return prev
+
+    def dh_dq(self, h_seq, v_init, t0: int, t1: int) -> torch.Tensor:
+        """dH[t]/dq for t in [t0, t1) (PLIF, q = sigmoid(w)): X - (V - V_reset) = (H - V) / q, or V_reset - V."""
+        prev = self.previous_v(h_seq, v_init, t0, t1)
+        if self.decay_input:
+            return torch.sub(h_seq[t0:t1], prev).div_(self._scale)
+        return prev.neg_() if self._rest is None else prev.sub_(self._rest).neg_()
+
+
+def _forward_kernel(x, v, spikes, h_rows, v_rows, neuron, lo, hi):
+    """numba kernel: the forward loop over x [T, M] for the neurons [lo, hi), from the state v [M] (updated in place).
+
+    Writes S[t] to spikes [T, M], H[t] to h_rows[t] and V[t] to v_rows[t]; h_rows and v_rows may
+    have a single row, then overwritten at every step. `neuron` = (kind 0/1/2 for IF/LIF/PLIF,
+    decay_input, scale = tau (LIF) or q (PLIF), rest, threshold, soft, strict), the numbers in the
+    arrays' dtype (`_Dynamics.kernel_neuron`). Every operation is spikingjelly's, in its order, so
+    the results are bit-identical. The inner loop runs over slices (indices known to be >= 0) and
+    has no branches, so it vectorises.
+    """
+    kind, decay_input, scale, rest, threshold, soft, strict = neuron
+    lif = kind == 1
+    leak = kind != 0
+    fire_at_threshold = not strict
+    v = v[lo:hi]
+    for t in range(x.shape[0]):
+        x_t, s_t = x[t, lo:hi], spikes[t, lo:hi]
+        h_t, v_t = h_rows[t % h_rows.shape[0], lo:hi], v_rows[t % v_rows.shape[0], lo:hi]
+        for i in range(hi - lo):
+            v_i = v[i]
+            u = v_i - rest
+            d = x_t[i] - u if decay_input else u
+            d = d / scale if lif else d * scale
+            h = (v_i + d if decay_input else v_i - d + x_t[i]) if leak else v_i + x_t[i]
+            s = (h > threshold) | ((h == threshold) & fire_at_threshold)
+            v_i = (h - threshold if soft else rest) if s else h
+            s_t[i] = s
+            h_t[i] = h
+            v[i] = v_i
+            v_t[i] = v_i
+
+
+def _backward_kernel(h, slope, grad_s, grad_v_seq, carry, grad_x, v_init, acc, t0, steps, neuron, gradient, lo, hi):
+    """numba kernel: the reverse loop over the time steps [t0, t0 + steps) of h [T, M], neurons [lo, hi).
+
+    The surrogate slope g = g'(H - V_th) is computed here for snnlib's ArcTan (surrogate 0),
+    Rectangle (1) and Triangle (2), by the formulas of snnlib.surrogate with the constants c1, c2
+    of `_Dynamics.kernel_gradient`; for any other surrogate (-1) it is read from slope
+    [steps, M], computed by the surrogate's own `derivative` (for Sigmoid too: PyTorch's
+    vectorised exp is faster than numba's). grad_s and grad_v_seq [steps, M] are the incoming
+    gradients, or one row used at every step. carry [M] holds dL/dV from later steps: on entry
+    that of step t0 + steps - 1, on exit that of V[t0 - 1]. grad_x [T, M] receives dL/dX = a G;
+    for PLIF, acc [M] accumulates G dH/dq. `neuron` as in `_forward_kernel`; `gradient` =
+    (detach, k, a, one, surrogate, c1, c2), `one` being 1 in the arrays' dtype (a float literal
+    would turn float32 arithmetic into float64). S and V[t-1] are recomputed exactly as in the
+    forward pass.
+    """
+    kind, decay_input, scale, rest, threshold, soft, strict = neuron
+    detach, k, a, one, surrogate, c1, c2 = gradient
+    plif = kind == 2
+    fire_at_threshold = not strict
+    zero = one - one
+    height = one / c2
+    carry, acc = carry[lo:hi], acc[lo:hi]
+    g = np.empty_like(carry)
+    v_prev = np.empty_like(carry)
+    for j in range(steps - 1, -1, -1):
+        t = t0 + j
+        h_t, gx_t = h[t, lo:hi], grad_x[t, lo:hi]
+        gs_t, gv_t = grad_s[j % grad_s.shape[0], lo:hi], grad_v_seq[j % grad_v_seq.shape[0], lo:hi]
+        if surrogate == 0:  # ArcTan: (alpha / 2) / (1 + (pi / 2 alpha z)^2)
+            for i in range(hi - lo):
+                z = c1 * (h_t[i] - threshold)
+                g[i] = c2 / (one + z * z)
+        elif surrogate == 1:  # Rectangle: 1 / width where |z| < width / 2
+            for i in range(hi - lo):
+                g[i] = height if abs(h_t[i] - threshold) < c1 else zero
+        elif surrogate == 2:  # Triangle: (2 / width) max(0, 1 - |z| 2 / width)
+            for i in range(hi - lo):
+                g[i] = max(zero, one - abs(h_t[i] - threshold) * c1) * c2
+        else:
+            g[:] = slope[j, lo:hi]
+        for i in range(hi - lo):
+            h_i = h_t[i]
+            s = (h_i > threshold) | ((h_i == threshold) & fire_at_threshold)
+            through_reset = zero if detach else g[i]  # dS/dH as the reset sees it
+            dv_dh = one - threshold * through_reset if soft else (zero if s else one) + (rest - h_i) * through_reset
+            grad_h = gs_t[i] * g[i] + (gv_t[i] + carry[i]) * dv_dh
+            carry[i] = k * grad_h
+            gx_t[i] = a * grad_h
+            g[i] = grad_h  # kept for dL/dq below
+        if plif:  # acc += G dH/dq, dH/dq = (H - V[t-1]) / q or V_reset - V[t-1]
+            if t == 0:
+                v_prev[:] = v_init[lo:hi]
+            else:
+                h_p = h[t - 1, lo:hi]
+                for i in range(hi - lo):
+                    s = (h_p[i] > threshold) | ((h_p[i] == threshold) & fire_at_threshold)
+                    v_prev[i] = (h_p[i] - threshold if soft else rest) if s else h_p[i]
+            for i in range(hi - lo):
+                acc[i] += g[i] * ((h_t[i] - v_prev[i]) / scale if decay_input else rest - v_prev[i])
+
+
+@functools.cache
+def _numba_kernels():
+    """(forward, backward) compiled by numba on first use (and cached on disk), or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # x / 0 gives inf: no check to branch on
+    return jit(_forward_kernel), jit(_backward_kernel)
+
+
+def _in_parallel(kernel, args: tuple, steps: int, size: int) -> None:
+    """kernel(*args, lo, hi) for the neurons [0, size): one call, or for large work (steps x size) one call
+    per thread of torch.get_num_threads() on slices of the neurons (the kernels release the GIL)."""
+    parts = min(torch.get_num_threads(), size // 64) if steps * size >= _PARALLEL_ELEMENTS else 1
+    if parts <= 1:
+        kernel(*args, 0, size)
+        return
+    bounds = [size * p // parts // 16 * 16 for p in range(parts)] + [size]  # slices start at 64-byte boundaries
+    with ThreadPoolExecutor(parts) as pool:
+        for done in [pool.submit(kernel, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]:
+            done.result()
+
+
+def _on_numba(dyn: _Dynamics, x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in _NUMPY_TYPES and dyn.spiking and _numba_kernels() is not None
+
+
+def _rows(a: torch.Tensor) -> np.ndarray:
+    """A contiguous CPU tensor [T, ...] as a numpy array [T, M] sharing its memory."""
+    return a.view(a.shape[0], -1).numpy()
+
+
+def _forward(dyn: _Dynamics, x_seq, v, keep_h: bool, store_v_seq: bool):
+    """The forward loop over x_seq [T, B, ...] from state v [B, ...].
+
+    Returns spikes [T, B, ...], the final V [B, ...], H [T, B, ...] (None unless keep_h) and
+    V [T, B, ...] (None unless store_v_seq), all new tensors.
+    """
+    if _on_numba(dyn, x_seq):
+        return _forward_numba(dyn, x_seq, v, keep_h, store_v_seq)
+    return _forward_torch(dyn, x_seq, v, keep_h, store_v_seq)
+
+
+def _forward_numba(dyn, x_seq, v, keep_h, store_v_seq):
+    shape, steps = x_seq.shape, x_seq.shape[0]
+    x = x_seq.detach().contiguous()
+    state = v.detach().clone(memory_format=torch.contiguous_format)  # not a view: detach_net detaches it in place
+    spikes = torch.empty_like(x)
+    h_seq = torch.empty_like(x) if keep_h else x.new_empty((1, *shape[1:]))
+    v_seq = torch.empty_like(x) if store_v_seq else x.new_empty((1, *shape[1:]))
+    arrays = (_rows(x), state.view(-1).numpy(), _rows(spikes), _rows(h_seq), _rows(v_seq))
+    _in_parallel(_numba_kernels()[0], (*arrays, dyn.kernel_neuron()), steps, state.numel())
+    return spikes, state, h_seq if keep_h else None, v_seq if store_v_seq else None
+
+
+def _forward_torch(dyn, x_seq, v, keep_h, store_v_seq):
+    steps = x_seq.shape[0]
+    spikes = x_seq.new_empty(x_seq.shape)
+    h_seq = x_seq.new_empty(x_seq.shape) if keep_h else None
+    h_steps = h_seq.unbind(0) if keep_h else [x_seq.new_empty(x_seq.shape[1:])] * steps
+    v_seq = x_seq.new_empty(x_seq.shape) if store_v_seq else None
+    # Without v_seq one state buffer is updated in place: the charge reads V before the reset overwrites it.
+    v_steps = v_seq.unbind(0) if store_v_seq else [x_seq.new_empty(x_seq.shape[1:])] * steps
+    for x, h, s, v_next in zip(x_seq.unbind(0), h_steps, spikes.unbind(0), v_steps, strict=True):
+        dyn.charge(x, v, h)
+        dyn.reset(h, dyn.fire(h, s), v_next)
+        v = v_next
+    return spikes, (v.clone() if store_v_seq else v), h_seq, v_seq
+
+
+def _time_blocks(h_seq: torch.Tensor) -> list[tuple[int, int]]:
+    """[t0, t1) blocks covering the time steps of h_seq, at most _BLOCK_ELEMENTS each (or one step), latest first."""
+    steps, step_numel = h_seq.shape[0], max(1, h_seq[0].numel())
+    size = max(1, _BLOCK_ELEMENTS["cpu" if h_seq.device.type == "cpu" else "other"] // step_numel)
+    return [(t0, min(t0 + size, steps)) for t0 in range(0, steps, size)][::-1]
+
+
+def _backward(dyn: _Dynamics, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q: bool):
+    """One reverse pass over time: dL/dX [T, B, ...], dL/dV[-1] [B, ...] and dL/dq (float64 0-dim, or None).
+
+    Any incoming gradient may be None (that output was not used). v_init is needed for need_q only.
+    """
+    if _on_numba(dyn, h_seq):
+        return _backward_numba(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q)
+    return _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q)
+
+
+def _backward_numba(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q):
+    steps, size = h_seq.shape[0], h_seq[0].numel()
+    h = h_seq.view(steps, size)
+    grad_x = torch.empty_like(h)
+    carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()  # dL/dV from later steps
+    acc = h.new_zeros(size)
+    v0 = h.new_zeros(size) if v_init is None else v_init.reshape(-1).contiguous()
+    neuron, gradient = dyn.kernel_neuron(), dyn.kernel_gradient()
+    in_kernel = gradient[4] >= 0  # snnlib's own surrogates are evaluated in the kernel: one call for all steps
+    for t0, t1 in [(0, steps)] if in_kernel else _time_blocks(h_seq):
+        slope = h[:1] if in_kernel else dyn.slope(h[t0:t1])  # h[:1]: a placeholder, not read
+        arrays = (h, slope, _incoming(grad_spikes, t0, t1, h), _incoming(grad_v_seq, t0, t1, h), carry, grad_x, v0, acc)
+        args = (*(a.numpy() for a in arrays), t0, t1 - t0, neuron, gradient)
+        _in_parallel(_numba_kernels()[1], args, t1 - t0, size)
+    return grad_x.view(h_seq.shape), carry.view(h_seq.shape[1:]), acc.sum(dtype=torch.float64) if need_q else None
+
+
+def _incoming(grad, t0: int, t1: int, like: torch.Tensor) -> torch.Tensor:
+    """An incoming gradient for the steps [t0, t1) as a contiguous [t1 - t0, M], or as one row used at every
+    step: zeros for None, the first step if it is the same at every step (stride 0 in time, as after .sum())."""
+    if grad is None:
+        return like.new_zeros((1, like.shape[1]))
+    if grad.stride(0) == 0:
+        return grad[0].reshape(1, -1).contiguous()
+    return grad[t0:t1].reshape(t1 - t0, -1).contiguous()
+
+
+def _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q):
+    steps = h_seq.shape[0]
+    grad = torch.empty_like(h_seq)  # G[t] = dL/dH[t], scaled in place into dL/dX[t] block by block
+    carry = None  # G[t + 1], not yet scaled
+    grad_q = torch.zeros((), dtype=torch.float64, device=h_seq.device) if need_q else None
+    for t0, t1 in _time_blocks(h_seq):
+        h = h_seq[t0:t1]
+        g = dyn.slope(h)
+        dv_dh = dyn.dv_dh(h, g)
+        block = grad[t0:t1]
+        if grad_spikes is None:
+            block.zero_()
+        else:
+            torch.mul(grad_spikes[t0:t1], g, out=block)
+        if grad_v_seq is not None:
+            block.addcmul_(grad_v_seq[t0:t1], dv_dh)
+        if grad_v is not None and t1 == steps:
+            block[-1].addcmul_(grad_v, dv_dh[-1])
+        coupling = dv_dh.mul_(dyn.k).unbind(0)  # dH[t+1]/dH[t] = k dV[t]/dH[t]
+        rows = block.unbind(0)
+        for i in range(t1 - t0 - 1, -1, -1):
+            if carry is not None:
+                rows[i].addcmul_(coupling[i], carry)
+            carry = rows[i]
+        if need_q:
+            grad_q += torch.sum(block * dyn.dh_dq(h_seq, v_init, t0, t1), dtype=torch.float64)
+        if dyn.a != 1.0:
+            carry = carry.clone()
+            block.mul_(dyn.a)
+    return grad, carry * dyn.k, grad_q
+
+
+class _FusedNeuron(torch.autograd.Function):
+    """Whole-sequence neuron: forward(x_seq, v_init, w, dynamics, store_v_seq) -> (spikes, V[T-1], v_seq or None).
+
+    `w` is PLIF's parameter (None otherwise); the gradient w.r.t. it goes through q = sigmoid(w).
+    Saves H [T, B, ...] only (and V[-1] for PLIF).
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, v_init, w, dyn, store_v_seq):
+        spikes, v, h_seq, v_seq = _forward(dyn, x_seq, v_init, keep_h=True, store_v_seq=store_v_seq)
+        ctx.dyn = dyn
+        ctx.w_dtype = None if w is None else w.dtype
+        ctx.save_for_backward(h_seq, v_init if w is not None else None)
+        ctx.set_materialize_grads(False)
+        return spikes, v, v_seq
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v, grad_v_seq):
+        h_seq, v_init = ctx.saved_tensors
+        dyn = ctx.dyn
+        need_w = ctx.needs_input_grad[2]
+        grad_x, grad_v_init, grad_q = _backward(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_w)
+        grad_w = (grad_q * (dyn.q * (1.0 - dyn.q))).to(ctx.w_dtype) if need_w else None
+        return (
+            grad_x if ctx.needs_input_grad[0] else None,
+            grad_v_init if ctx.needs_input_grad[1] else None,
+            grad_w,
+            None,
+            None,
+        )
+
+
+def _check_sequence(x_seq) -> None:
+    if not (isinstance(x_seq, torch.Tensor) and x_seq.is_floating_point()):
+        got = f"dtype {x_seq.dtype}" if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
+        raise TypeError(f"expected a floating-point tensor [T, B, ...], got {got}")
+    if x_seq.dim() < 2 or x_seq.shape[0] == 0:
+        raise ValueError(
+            f"expected time-first input [T, B, ...] with T >= 1, got shape {tuple(x_seq.shape)}; "
+            "for one step [B, ...] use step_mode='s'"
+        )
+
+
+class _FusedMultiStep:
+    """Mixin for the spikingjelly neurons: their multi-step path through `_FusedNeuron`.
+
+    Subclasses give `_leak()`, (tau, decay_input), (w, decay_input) or (None, False) for IF, and
+    keep everything else of spikingjelly's node (single-step mode, memories, reset_net, v_seq).
+    Falls back to spikingjelly's own multi-step code for surrogates that are not
+    `snnlib.surrogate.SurrogateSpike` and when spikingjelly's reduced-precision mode
+    (`_neuron_precision`) is set.
+    """
+
+    def _leak(self):
+        raise NotImplementedError
+
+    def _fused(self) -> bool:
+        return isinstance(self.surrogate_function, SurrogateSpike) and self._neuron_precision is None
+
+    def _run_fused(self, x_seq, v, store_v_seq: bool):
+        """(spikes, final V, v_seq or None) for input x_seq [T, B, ...] from the materialised state v [B, ...]."""
+        scale, decay_input = self._leak()
+        w = scale if isinstance(scale, torch.Tensor) else None
+        dyn = _Dynamics(
+            scale, decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate_function, x_seq.dtype
+        )
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_seq, v, w)):
+            return _FusedNeuron.apply(x_seq, v, w, dyn, store_v_seq)
+        spikes, v, _, v_seq = _forward(dyn, x_seq, v, keep_h=False, store_v_seq=store_v_seq)
+        return spikes, v, v_seq
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
+        """Input x_seq [T, B, ...], output spikes [T, B, ...]; updates v (and v_seq if store_v_seq)."""
+        if not self._fused() or args or kwargs:
+            return super().multi_step_forward(x_seq, *args, **kwargs)
+        _check_sequence(x_seq)
+        states = self.materialize_states((x_seq,), tuple(self._memories.values()), "m")
+        spikes, v, v_seq = self._run_fused(x_seq, states[0], self.store_v_seq)
+        self._memories["v"] = v
+        self.v_seq = v_seq
+        return spikes
+
+    def multi_step_functional_forward(self, inputs, states, **kwargs):
+        """spikingjelly's functional form: ((x_seq,), (v,)) -> ((spikes,), (final v,))."""
+        if not self._fused() or len(inputs) != 1 or kwargs:
+            return super().multi_step_functional_forward(inputs, states, **kwargs)
+        _check_sequence(inputs[0])
+        spikes, v, _ = self._run_fused(inputs[0], states[0], False)
+        return (spikes,), (v, *states[1:])
+
+
+class LIFNode(_FusedMultiStep, neuron.LIFNode):
     """Leaky integrate-and-fire neuron (spikingjelly `LIFNode`), multi-step `[T, B, ...]` by default.
 
     H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau   (decay_input=True)
@@ -127,6 +648,7 @@ class LIFNode(neuron.LIFNode):
 
     Args: tau > 1; v_reset a float (hard reset to it) or None (soft reset: subtract v_threshold);
     surrogate_function defaults to a new snnlib.surrogate.ArcTan(); the rest as in spikingjelly.
+    Multi-step calls run fused (one autograd Function for all T; see the module docstring).
     """
 
     def __init__(
@@ -146,12 +668,16 @@ class LIFNode(neuron.LIFNode):
             **_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq),
         )
 
+    def _leak(self):
+        return self.tau, self.decay_input
 
-class PLIFNode(neuron.ParametricLIFNode):
+
+class PLIFNode(_FusedMultiStep, neuron.ParametricLIFNode):
     """Parametric LIF (spikingjelly `ParametricLIFNode`): the LIF with a learnable 1/tau = sigmoid(w).
 
     `w` is one scalar nn.Parameter, initialised to -log(init_tau - 1) so that tau starts at init_tau.
-    Input `[T, B, ...]` by default; other arguments as in `LIFNode`.
+    Input `[T, B, ...]` by default; other arguments as in `LIFNode`. Multi-step calls run fused,
+    with the gradient w.r.t. w computed in the same reverse pass.
     """
 
     def __init__(
@@ -171,11 +697,14 @@ class PLIFNode(neuron.ParametricLIFNode):
             **_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq),
         )
 
+    def _leak(self):
+        return self.w, self.decay_input
 
-class IFNode(neuron.IFNode):
+
+class IFNode(_FusedMultiStep, neuron.IFNode):
     """Integrate-and-fire neuron (spikingjelly `IFNode`): H[t] = V[t-1] + X[t], no leak.
 
-    Input `[T, B, ...]` by default; fire and reset as in `LIFNode`.
+    Input `[T, B, ...]` by default; fire and reset as in `LIFNode`; multi-step calls run fused.
     """
 
     def __init__(
@@ -188,6 +717,9 @@ class IFNode(neuron.IFNode):
         store_v_seq: bool = False,
     ):
         super().__init__(**_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq))
+
+    def _leak(self):
+        return None, False
 
 
 class LeakyMultiStep(base.MemoryModule):
