@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import tonic.transforms
+import torch
 
 EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 
@@ -188,3 +189,28 @@ def unpack_events(codes, sensor_size):
     rest, events["x"] = np.divmod(rest, width)
     events["t"], events["y"] = np.divmod(rest, height)
     return events
+
+
+class PackedEventSet(torch.utils.data.Dataset):
+    """Base of the embedded event data sets: samples stored packed (``pack_events``), framed on access.
+
+    A subclass sets ``self._arrays`` (``codes`` and ``offsets`` [N + 1], as ``cached_arrays``
+    returns them), ``self.labels`` [N], ``self.sensor_size``, ``self.n_time_bins`` and
+    ``self.duration_us``. Sample ``i`` is ``(frames, label)``: float32 ``[T, P, H, W]`` counts in
+    ``T = n_time_bins`` equal bins over ``[0, duration_us]`` (an event exactly at ``duration_us``
+    is counted too); ``events(i)`` gives the raw events.
+    """
+
+    def __len__(self):
+        return len(self.labels)
+
+    def events(self, i):
+        """Raw events of sample ``i`` (``EVENT_DTYPE``, time-sorted, t in [0, duration_us])."""
+        i = range(len(self))[i]  # IndexError for out-of-range i, supports negative i
+        lo, hi = self._arrays["offsets"][i], self._arrays["offsets"][i + 1]
+        return unpack_events(self._arrays["codes"][lo:hi], self.sensor_size)
+
+    def __getitem__(self, i):
+        frames = to_frames(self.events(i), self.sensor_size, n_time_bins=self.n_time_bins, start_us=0,
+                           duration_us=self.duration_us + 1)
+        return torch.from_numpy(frames), int(self.labels[i])

@@ -44,12 +44,11 @@ generator changes behaviour.
 import math
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from snnlib.data.cache import cached_arrays
 from snnlib.data.dvs_simulator import DVSSimulator
-from snnlib.data.events import pack_events, to_frames, unpack_events
+from snnlib.data.events import PackedEventSet, pack_events
 from snnlib.data.saccade import SACCADE_DURATION_US, _sensor_hw
 
 GENERATOR_VERSION = "1"
@@ -130,7 +129,7 @@ def simulate_dots(labels, seeds, simulator, *, n_directions, sensor_size, durati
     return {"codes": codes, "offsets": offsets}
 
 
-class MovingDots(torch.utils.data.Dataset):
+class MovingDots(PackedEventSet):
     """A dot crossing a simulated DVS in one of ``n_directions`` directions: ``(frames [T, P, H, W], label)``.
 
     Arguments: ``split`` "train" or "test"; ``n_samples``; ``n_time_bins`` T; ``sensor_size``
@@ -174,18 +173,3 @@ class MovingDots(torch.utils.data.Dataset):
     def angles_deg(self):
         """The nominal direction of each class, degrees counter-clockwise from "right"."""
         return 360.0 * np.arange(self.n_directions) / self.n_directions
-
-    def __len__(self):
-        return len(self.labels)
-
-    def events(self, i):
-        """Raw events of sample ``i`` (``EVENT_DTYPE``, time-sorted, t in [0, duration_us])."""
-        i = range(len(self))[i]  # IndexError for out-of-range i, supports negative i
-        lo, hi = self._arrays["offsets"][i], self._arrays["offsets"][i + 1]
-        return unpack_events(self._arrays["codes"][lo:hi], self.sensor_size)
-
-    def __getitem__(self, i):
-        # duration + 1: an event exactly at t = duration_us is counted too
-        frames = to_frames(self.events(i), self.sensor_size, n_time_bins=self.n_time_bins, start_us=0,
-                           duration_us=self.duration_us + 1)
-        return torch.from_numpy(frames), int(self.labels[i])

@@ -19,13 +19,12 @@ depend on which other digits are converted; the scikit-learn split comes from ``
 """
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from snnlib.data.cache import cached_arrays
 from snnlib.data.digits import load_digit_split
 from snnlib.data.dvs_simulator import DVSSimulator
-from snnlib.data.events import pack_events, to_frames, unpack_events
+from snnlib.data.events import PackedEventSet, pack_events
 from snnlib.data.saccade import (SACCADE_AMPLITUDE_PX, SACCADE_DURATION_US, SACCADE_N_FRAMES,
                                  saccade_frames)
 
@@ -54,7 +53,7 @@ def convert_digits(images, simulator, rng_seeds, *, sensor_size, duration_us, n_
     return {"codes": codes, "offsets": offsets}
 
 
-class SaccadeDigits(torch.utils.data.Dataset):
+class SaccadeDigits(PackedEventSet):
     """Saccade-converted real digits: ``(frames [T, P, H, W] float32, label int)`` per sample.
 
     Arguments: ``source`` "sklearn" or "mnist"; ``split`` "train" or "test"; ``n_samples``
@@ -92,18 +91,3 @@ class SaccadeDigits(torch.utils.data.Dataset):
         self._arrays = cached_arrays("saccade-digits", params, build, data_dir)
         self.labels = self._arrays["labels"]
         self.source_index = self._arrays["source_index"]
-
-    def __len__(self):
-        return len(self.labels)
-
-    def events(self, i):
-        """Raw events of sample ``i`` (``EVENT_DTYPE``, time-sorted, t in [0, duration_us])."""
-        i = range(len(self))[i]  # IndexError for out-of-range i, supports negative i
-        lo, hi = self._arrays["offsets"][i], self._arrays["offsets"][i + 1]
-        return unpack_events(self._arrays["codes"][lo:hi], self.sensor_size)
-
-    def __getitem__(self, i):
-        # duration + 1: a crossing exactly on the last frame (t = duration_us) is counted too
-        frames = to_frames(self.events(i), self.sensor_size, n_time_bins=self.n_time_bins, start_us=0,
-                           duration_us=self.duration_us + 1)
-        return torch.from_numpy(frames), int(self.labels[i])
