@@ -46,6 +46,11 @@ a numpy Generator for the environment seeds, and a torch.Generator for action sa
 minibatch order. With a `checkpoint` path the model, optimiser, history and both generators are
 written atomically after every iteration, and `train_ppo(resume=True)` continues from there with
 the same numbers as an uninterrupted run.
+
+Reuse. The PPO iterations (`train_loop`), episode collection and operation counting take any
+model and any environment with the gymnasium reset/step interface, so `snnlib.marl` trains a team
+of agents with them: its model acts for several agents at once (actions `[B, agents]`) and returns
+one team value per environment, and its loss is passed to `train_loop` as `loss_fn`.
 """
 
 from __future__ import annotations
@@ -54,7 +59,9 @@ import importlib.util
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,7 +79,8 @@ from snnlib.metrics import SynapticOperationCounter, energy_proxy
 from snnlib.training import seed_everything
 
 __all__ = ["TASKS", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
-           "collect_episodes", "gae", "train_ppo", "evaluate_policy", "operations_per_decision", "run_job", "run_jobs"]
+           "collect_episodes", "gae", "masked_mean", "policy_loss_terms", "train_loop", "train_ppo", "evaluate_policy",
+           "count_operations", "operations_per_decision", "one_torch_thread", "run_job", "run_jobs"]
 
 PENDULUM_TORQUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 """Torques of the discretised Pendulum (its action space is [-2, 2])."""
@@ -206,7 +214,11 @@ class PPOConfig:
 
 @dataclass
 class Episodes:
-    """A batch of episodes, padded to the longest: tensors `[T, B, ...]`, mask 1 on valid steps."""
+    """A batch of episodes, padded to the longest: tensors `[T, B, ...]`, mask 1 on valid steps.
+
+    values, rewards and mask are `[T, B]`; for a team (`snnlib.marl`) actions and log_probs carry
+    an agent axis, `[T, B, agents]`, and values and rewards are the team's.
+    """
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -226,9 +238,11 @@ class Episodes:
 
 
 def _sample(logits: torch.Tensor, generator: torch.Generator | None, greedy: bool) -> torch.Tensor:
+    """One action per row of logits `[..., n_actions]` -> `[...]`."""
     if greedy:
         return logits.argmax(-1)
-    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+    probs = torch.softmax(logits, -1)
+    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
 
 
 @torch.no_grad()
@@ -237,7 +251,9 @@ def collect_episodes(model: ActorCritic, envs: list[gym.Env], env_seeds, generat
     """Run one episode in each of `envs` (reset with `env_seeds`) in parallel; the core state starts at reset.
 
     Actions are sampled with `generator` (or the most likely action if `greedy`). Finished
-    episodes idle (masked) until the last one ends.
+    episodes idle (masked) until the last one ends. `model(obs[None])` must return (logits
+    `[1, B, ..., n_actions]`, values `[1, B]`); an action with agent axes reaches the environment
+    as a list (`tolist()`), a single action as an int.
     """
     if len(envs) != len(env_seeds) or not envs:
         raise ValueError(f"need one seed per environment, got {len(envs)} environments and {len(env_seeds)} seeds")
@@ -253,10 +269,10 @@ def collect_episodes(model: ActorCritic, envs: list[gym.Env], env_seeds, generat
         rewards = np.zeros(len(envs), dtype=np.float32)
         mask = alive.astype(np.float32)
         for i in np.flatnonzero(alive):
-            next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i].item())
+            next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i].tolist())
             obs[i], rewards[i] = next_obs, reward
             alive[i] = not (terminated or truncated)
-        log_probs = torch.log_softmax(logits[0], -1).gather(-1, actions[:, None])[:, 0]
+        log_probs = torch.log_softmax(logits[0], -1).gather(-1, actions[..., None])[..., 0]
         for key, value in (("obs", x), ("actions", actions), ("values", values[0]), ("rewards", rewards),
                            ("mask", mask), ("log_probs", log_probs)):
             steps[key].append(torch.as_tensor(value))
@@ -278,26 +294,38 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, (advantages + values) * mask
 
 
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x over the steps where mask is 1 (x and mask `[T, B]`)."""
     return (x * mask).sum() / mask.sum()
 
 
+def policy_loss_terms(logits: torch.Tensor, actions: torch.Tensor, old_log_probs: torch.Tensor,
+                      advantages: torch.Tensor, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-decision clipped surrogate loss -min(rho A, clip(rho, 1 - clip, 1 + clip) A) and entropy H(pi).
+
+    logits `[..., n_actions]`; actions, old_log_probs `[...]`; advantages broadcastable to `[...]`.
+    Returns two tensors shaped like actions.
+    """
+    log_probs = torch.log_softmax(logits, -1)
+    ratio = torch.exp(log_probs.gather(-1, actions[..., None])[..., 0] - old_log_probs)
+    surrogate = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
+    return surrogate, -(log_probs.exp() * log_probs).sum(-1)
+
+
 def _ppo_loss(model: ActorCritic, batch: Episodes, advantages, returns, idx, config: PPOConfig) -> torch.Tensor:
+    """PPO loss (module docstring) of the episodes `idx` of `batch`, replayed from a reset core."""
     functional.reset_net(model)
     logits, values = model(batch.obs[:, idx])
-    mask = batch.mask[:, idx]
-    log_probs = torch.log_softmax(logits, -1)
-    new_log_probs = log_probs.gather(-1, batch.actions[:, idx, None])[..., 0]
-    ratio = torch.exp(new_log_probs - batch.log_probs[:, idx])
-    adv = advantages[:, idx]
-    policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv)
+    surrogate, entropy = policy_loss_terms(logits, batch.actions[:, idx], batch.log_probs[:, idx], advantages[:, idx],
+                                           config.clip)
     value_loss = 0.5 * (values - returns[:, idx]) ** 2
-    entropy = -(log_probs.exp() * log_probs).sum(-1)
-    return _masked_mean(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, mask)
+    return masked_mean(surrogate + config.value_coef * value_loss - config.entropy_coef * entropy, batch.mask[:, idx])
 
 
-def _update(model, optimizer, batch: Episodes, config: PPOConfig, generator: torch.Generator) -> float:
-    """PPO epochs over one batch of episodes; returns the mean loss."""
+def _update(model, optimizer, batch: Episodes, config: PPOConfig, generator: torch.Generator,
+            loss_fn: Callable = _ppo_loss) -> float:
+    """PPO epochs over one batch of episodes with `loss_fn(model, batch, advantages, returns, idx, config)`
+    on minibatches of episodes `idx`; returns the mean loss."""
     advantages, returns = gae(batch.rewards * config.reward_scale, batch.values, batch.mask, config.gamma,
                               config.gae_lambda)
     valid = batch.mask.bool()
@@ -306,7 +334,7 @@ def _update(model, optimizer, batch: Episodes, config: PPOConfig, generator: tor
     for _ in range(config.ppo_epochs):
         order = torch.randperm(batch.mask.shape[1], generator=generator)
         for idx in order.chunk(config.minibatches):
-            loss = _ppo_loss(model, batch, advantages, returns, idx, config)
+            loss = loss_fn(model, batch, advantages, returns, idx, config)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -345,6 +373,42 @@ def _restore(path, *, model, optimizer, rng, generator, signature) -> list[dict]
     return list(state["history"])
 
 
+def train_loop(model: nn.Module, collect: Callable[[np.ndarray, torch.Generator], Episodes], n_envs: int,
+               config: PPOConfig, *, seed: int, signature: dict, desc: str = "", loss_fn: Callable = _ppo_loss,
+               checkpoint: str | os.PathLike | None = None, resume: bool = True, progress: bool = True) -> pd.DataFrame:
+    """PPO iterations (module docstring) on `model` in place until `config.total_steps` environment steps.
+
+    `collect(env_seeds, generator)` runs one batch of `n_envs` episodes (`collect_episodes`); the
+    seeds come from a numpy Generator seeded with `seed`, actions and minibatch order from a
+    torch.Generator seeded with `seed`. `signature` (a dict) identifies the run in a checkpoint,
+    which is refused by a run with another signature. Returns the history (see `train_ppo`).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        history = _restore(checkpoint, model=model, optimizer=optimizer, rng=rng, generator=generator,
+                           signature=signature)
+    steps = history[-1]["env_steps"] if history else 0
+    bar = tqdm(total=config.total_steps, initial=steps, desc=desc, disable=not progress, leave=False)
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    while steps < config.total_steps:
+        batch = collect(rng.integers(0, 2**31, size=n_envs), generator)
+        loss = _update(model, optimizer, batch, config, generator, loss_fn)
+        steps += int(batch.mask.sum())
+        history.append({"iteration": len(history) + 1, "env_steps": steps, "mean_return": float(batch.returns.mean()),
+                        "mean_length": float(batch.lengths.mean()), "loss": loss,
+                        "seconds": time.perf_counter() - start})
+        bar.update(int(batch.mask.sum()))
+        bar.set_postfix(ret=f"{history[-1]['mean_return']:.1f}")
+        if checkpoint is not None:
+            _save(checkpoint, model=model, optimizer=optimizer, history=history, rng=rng, generator=generator,
+                  signature=signature)
+    bar.close()
+    return pd.DataFrame(history, columns=["iteration", "env_steps", "mean_return", "mean_length", "loss", "seconds"])
+
+
 def train_ppo(task: str, core_kind: str, config: PPOConfig = PPOConfig(), *, seed: int = 0,
               checkpoint: str | os.PathLike | None = None, resume: bool = True,
               progress: bool = True) -> tuple[ActorCritic, pd.DataFrame]:
@@ -356,33 +420,11 @@ def train_ppo(task: str, core_kind: str, config: PPOConfig = PPOConfig(), *, see
     if not isinstance(config, PPOConfig):
         raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
     envs, model = _build(task, core_kind, config, seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    signature = {"task": task, "core": core_kind, "seed": seed, **asdict(config)}
-    history: list[dict] = []
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        history = _restore(checkpoint, model=model, optimizer=optimizer, rng=rng, generator=generator,
-                           signature=signature)
-    steps = history[-1]["env_steps"] if history else 0
-    bar = tqdm(total=config.total_steps, initial=steps, desc=f"{task} {core_kind} seed {seed}",
-               disable=not progress, leave=False)
-    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
-    while steps < config.total_steps:
-        batch = collect_episodes(model, envs, rng.integers(0, 2**31, size=len(envs)), generator)
-        loss = _update(model, optimizer, batch, config, generator)
-        steps += int(batch.mask.sum())
-        history.append({"iteration": len(history) + 1, "env_steps": steps, "mean_return": float(batch.returns.mean()),
-                        "mean_length": float(batch.lengths.mean()), "loss": loss,
-                        "seconds": time.perf_counter() - start})
-        bar.update(int(batch.mask.sum()))
-        bar.set_postfix(ret=f"{history[-1]['mean_return']:.1f}")
-        if checkpoint is not None:
-            _save(checkpoint, model=model, optimizer=optimizer, history=history, rng=rng, generator=generator,
-                  signature=signature)
-    bar.close()
-    return model, pd.DataFrame(history, columns=["iteration", "env_steps", "mean_return", "mean_length", "loss",
-                                                 "seconds"])
+    history = train_loop(model, lambda seeds, generator: collect_episodes(model, envs, seeds, generator), len(envs),
+                         config, seed=seed, signature={"task": task, "core": core_kind, "seed": seed, **asdict(config)},
+                         desc=f"{task} {core_kind} seed {seed}", checkpoint=checkpoint, resume=resume,
+                         progress=progress)
+    return model, history
 
 
 def evaluate_policy(model: ActorCritic, task: str, *, episodes: int = 10, seed: int = 0, greedy: bool = False,
@@ -394,25 +436,46 @@ def evaluate_policy(model: ActorCritic, task: str, *, episodes: int = 10, seed: 
 
 
 @torch.no_grad()
+def count_operations(model: nn.Module, env, *, episodes: int, seed: int, samples_per_decision: int = 1) -> dict:
+    """Synaptic operations per sample of `model` acting in `env` for `episodes` episodes (NeuroBench
+    counting, snnlib.metrics); a decision feeds `samples_per_decision` rows to the model (1 agent,
+    or a team's agents). Environment seeds and actions are drawn from `seed`.
+
+    Returns effective_acs (inputs that are spikes), effective_macs (real-valued inputs), dense,
+    energy_pj (the energy proxy) per sample, and decisions (environment steps run).
+    """
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    decisions = 0
+    with SynapticOperationCounter(model) as counter:
+        for _ in range(episodes):
+            decisions += int(collect_episodes(model, [env], rng.integers(0, 2**31, size=1), generator).mask.sum())
+    totals = counter.totals(n_samples=decisions * samples_per_decision)
+    return {**totals, "energy_pj": energy_proxy(totals["effective_acs"], totals["effective_macs"]),
+            "decisions": decisions}
+
+
 def operations_per_decision(model: ActorCritic, task: str, *, episodes: int = 3, seed: int = 0,
                             max_episode_steps: int | None = 200) -> dict[str, float]:
-    """Synaptic operations per decision of `model` on `task` (NeuroBench counting, snnlib.metrics).
+    """Synaptic operations per decision of `model` on `task` (`count_operations`).
 
     Runs `episodes` single-environment episodes, so every forward call is one decision. Returns
     effective ACs (inputs that are spikes), effective MACs (real-valued inputs), dense operations
     and the energy proxy (pJ) per decision. woTAP's spike rates (mean of K sub-steps) reach the
     heads as real values and count as MACs.
     """
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    env = make_env(task, max_episode_steps)
-    decisions = 0
-    with SynapticOperationCounter(model) as counter:
-        for _ in range(episodes):
-            decisions += int(collect_episodes(model, [env], rng.integers(0, 2**31, size=1), generator).mask.sum())
-    totals = counter.totals(n_samples=decisions)
-    return {**totals, "energy_pj": energy_proxy(totals["effective_acs"], totals["effective_macs"]),
-            "decisions": decisions}
+    return count_operations(model, make_env(task, max_episode_steps), episodes=episodes, seed=seed)
+
+
+@contextmanager
+def one_torch_thread():
+    """Run the block with one intra-op torch thread (tiny tensors), restoring the thread count afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_job(job: dict) -> dict:
@@ -424,9 +487,7 @@ def run_job(job: dict) -> dict:
     eval_returns (list), ops (`operations_per_decision`) and cpu_seconds (this process's CPU
     time for the job). Evaluation episodes use seeds drawn from 10_000 + seed, never seen in training.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         cpu_start = time.process_time()
         config = PPOConfig(**job["config"])
         model, history = train_ppo(job["task"], job["core"], config, seed=job["seed"],
@@ -436,26 +497,27 @@ def run_job(job: dict) -> dict:
         ops = operations_per_decision(model, job["task"], episodes=job["ops_episodes"], seed=job["seed"],
                                       max_episode_steps=config.max_episode_steps)
         cpu_seconds = time.process_time() - cpu_start
-    finally:
-        torch.set_num_threads(threads)
     return {"task": job["task"], "core": job["core"], "seed": job["seed"], "history": history.to_dict("records"),
             "eval_returns": returns.tolist(), "ops": ops, "cpu_seconds": cpu_seconds}
 
 
-def run_jobs(jobs: list[dict], workers: int = 1, progress: bool = True) -> list[dict]:
-    """`run_job` for every job, in `workers` spawned processes (1: in this process), in the jobs' order."""
+def run_jobs(jobs: list[dict], workers: int = 1, progress: bool = True, job_fn: Callable[[dict], dict] = run_job
+             ) -> list[dict]:
+    """`job_fn` (default `run_job`; `snnlib.marl.run_marl_job` for teams) for every job, in `workers`
+    spawned processes (1: in this process), in the jobs' order. `job_fn` must be a module-level
+    function (spawned workers import it by name)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     bar = tqdm(total=len(jobs), desc="runs", disable=not progress)
     if workers == 1:
         results = []
         for job in jobs:
-            results.append(run_job(job))
+            results.append(job_fn(job))
             bar.update()
         bar.close()
         return results
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
+        futures = [pool.submit(job_fn, job) for job in jobs]
         for future in futures:
             future.result()
             bar.update()
