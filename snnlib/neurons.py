@@ -70,9 +70,10 @@ the forward pass is kept. The backward pass walks time once in reverse. With G[t
            + G[t+1] k dV[t]/dH[t]                            (through the next step)
     dV/dH  = 1 - S + (V_reset - H) g'   (hard)   or   1 - V_th g'   (soft);   1 - S or 1 if detach_reset
     dL/dX[t] = a G[t],   dL/dV[-1] = k G[0],   k = dH/dV = 1 - 1/tau, a = dH/dX = 1/tau or 1
-               (PLIF: 1 - sigmoid(w) and sigmoid(w) or 1; IF: k = a = 1)
+               (PLIF: 1 - sigmoid(w) and sigmoid(w) or 1; IF: k = a = 1; decay factor: k = beta, a = 1)
     PLIF:    dL/dw = sigmoid'(w) sum_t G[t] dH[t]/dq,  dH/dq = (H[t] - V[t-1]) / q  (decay_input)
                                                           or V_reset - V[t-1],  q = sigmoid(w)
+    decay factor:  dL/dbeta = sum_t G[t] V[t-1]
 
 where S and V[t-1] are recomputed from the saved H, and the arithmetic is in the input's dtype.
 Two back ends run these loops, with the same results:
@@ -84,6 +85,14 @@ Two back ends run these loops, with the same results:
 - anywhere else (CUDA, float16, a non-spiking surrogate, numba missing): PyTorch calls, per step
   spikingjelly's operations in place; backward, all but the G recursion vectorised over blocks of
   time steps, so that the reverse loop costs one multiply-add per step.
+A fourth form, the decay-factor LIF of He et al. 2020 and MPD-AGL (Jiang et al. 2025), runs on the
+same kernels through `fused_decay_lif`: H[t] = V[t-1] * beta + X[t] (beta a float or a 0-dim tensor,
+learnable, e.g. sigmoid(w)), hard reset to 0 in the graph, strict or non-strict firing, and
+optionally a surrogate width per time step (a [T] tensor: step t's backward uses widths[t]).
+`snnlib.methods.snn_vs_rnn.HeLIFNode` and `snnlib.methods.adaptive_surrogate.MPDLIFNode` /
+`MPDPLIFNode` call it in multi-step mode. H is also an output of the fused Function, in the graph
+(those modules keep it as their pre-reset membrane u); a gradient w.r.t. it adds to G[t].
+Every fused neuron asks `fused_enabled(surrogate)` first (looked up on this module at each call).
 The gradient reaches the initial state V[-1] when it requires grad, as in spikingjelly: a state
 carried from the previous multi-step call keeps its graph (truncated BPTT: call
 `functional.detach_net(net)` to cut it). Without grad (eval, torch.no_grad) no H buffer is kept.
@@ -107,7 +116,17 @@ from torch.autograd.function import once_differentiable
 
 from snnlib.surrogate import ArcTan, Rectangle, SurrogateSpike, Triangle
 
-__all__ = ["IFNode", "LIFNode", "LeakyEquivalence", "LeakyMultiStep", "PLIFNode", "leaky_for_lif", "lif_for_leaky"]
+__all__ = [
+    "IFNode",
+    "LIFNode",
+    "LeakyEquivalence",
+    "LeakyMultiStep",
+    "PLIFNode",
+    "fused_decay_lif",
+    "fused_enabled",
+    "leaky_for_lif",
+    "lif_for_leaky",
+]
 
 
 def _real(name: str, value) -> float:
@@ -178,15 +197,17 @@ _NUMPY_TYPES = {torch.float32: np.float32, torch.float64: np.float64}
 class _Dynamics:
     """Charge, fire and reset of one neuron layer for one multi-step call, constants in the input's dtype.
 
-    `scale` is None for IF, the float tau for LIF (H uses "/ tau") or PLIF's parameter w
-    (H uses "* q", q = sigmoid(w)). Built anew for every call, so a changed tau, threshold or
-    surrogate width takes effect on the next call; the surrogate's width/alpha is frozen here
-    for the backward pass of this call.
+    `kind` is "if", "lif" (`scale` the float tau: H uses "/ tau"), "plif" (`scale` PLIF's parameter
+    w: H uses "* q", q = sigmoid(w)) or "decay" (`scale` a 0-dim tensor beta: H = V * beta + X).
+    `params`, a [T] tensor or None, gives the surrogate's width/alpha per time step instead of the
+    surrogate's own one (spiking surrogates only). Built anew for every call, so a changed tau,
+    threshold or surrogate width takes effect on the next call; the surrogate's width/alpha is
+    frozen here for the backward pass of this call.
     """
 
-    def __init__(self, scale, decay_input, v_threshold, v_reset, detach_reset, surrogate, dtype):
-        self.kind = "if" if scale is None else "plif" if isinstance(scale, torch.Tensor) else "lif"
-        self.decay_input = decay_input
+    def __init__(self, kind, scale, decay_input, v_threshold, v_reset, detach_reset, surrogate, dtype, params=None):
+        self.kind = kind
+        self.decay_input = decay_input and kind in ("lif", "plif")
         self.v_threshold = v_threshold
         self.v_reset = v_reset
         self.detach_reset = detach_reset
@@ -194,6 +215,9 @@ class _Dynamics:
         self.primitive = surrogate.primitive
         self.param = getattr(surrogate, surrogate.param_name)
         self.spiking = surrogate.spiking
+        if params is not None and not self.spiking:
+            raise ValueError("per-step surrogate parameters need a spiking surrogate (set_spiking_mode(True))")
+        self.params = None if params is None else params.detach().to(dtype)
         self.strict = getattr(surrogate, "strict", False)
         self.surrogate_type = type(surrogate)
         self.dtype = dtype
@@ -201,22 +225,30 @@ class _Dynamics:
         self._threshold = torch.tensor(v_threshold, dtype=dtype)
         self.rest = 0.0 if v_reset is None else v_reset
         self._rest = None if self.rest == 0.0 else torch.tensor(self.rest, dtype=dtype)  # V - 0.0 == V exactly
-        if self.kind == "if":
+        if kind == "if":
             self._scale, q = None, 1.0
-        elif self.kind == "lif":
+        elif kind == "lif":
             self._scale, q = torch.tensor(scale, dtype=dtype), 1.0 / scale
-        else:
+        elif kind == "plif":
             self._scale = torch.sigmoid(scale.detach()).to(dtype)  # in w's dtype first, as spikingjelly
             q = self._scale.item()
+        else:
+            self._scale = scale.detach().to(dtype)
+            q = self._scale.item()
         self.q = q
-        self.k = 1.0 - q if self.kind != "if" else 1.0  # dH[t]/dV[t-1]
-        self.a = q if decay_input and self.kind != "if" else 1.0  # dH[t]/dX[t]
+        self.k = {"if": 1.0, "decay": q}.get(kind, 1.0 - q)  # dH[t]/dV[t-1]
+        self.a = q if self.decay_input else 1.0  # dH[t]/dX[t]
+
+    def grad_parameter(self, grad_q: torch.Tensor, dtype: torch.dtype, shape) -> torch.Tensor:
+        """dL/dw for PLIF (through q = sigmoid(w)) or dL/dbeta for "decay", from dL/dq, in that dtype and shape."""
+        factor = self.q * (1.0 - self.q) if self.kind == "plif" else 1.0
+        return (grad_q * factor).to(dtype).reshape(shape)
 
     def kernel_neuron(self) -> tuple:
         """The kernels' `neuron` argument: (kind, decay_input, scale, rest, threshold, soft, strict)."""
         number = _NUMPY_TYPES[self.dtype]
         scale = 1.0 if self._scale is None else self._scale.item()
-        kind = ("if", "lif", "plif").index(self.kind)
+        kind = ("if", "lif", "plif", "decay").index(self.kind)
         return (
             kind,
             self.decay_input,
@@ -227,18 +259,23 @@ class _Dynamics:
             self.strict,
         )
 
-    def kernel_gradient(self) -> tuple:
+    def kernel_gradient(self, steps: int) -> tuple:
         """The backward kernel's `gradient` argument: (detach, k, a, one, surrogate, c1, c2).
 
-        surrogate and c1, c2 tell it how to compute the slope (see `_backward_kernel`).
+        surrogate and c1, c2 tell it how to compute the slope (see `_backward_kernel`); c1 and c2
+        are arrays with one entry per time step (of `steps`) for per-step parameters, else one entry.
         """
-        number, p = _NUMPY_TYPES[self.dtype], self.param
+        number = _NUMPY_TYPES[self.dtype]
+        p = np.array([self.param]) if self.params is None else self.params.cpu().numpy().astype(np.float64)
+        if len(p) not in (1, steps):
+            raise ValueError(f"per-step surrogate parameters: expected {steps}, got {len(p)}")
         surrogate, c1, c2 = {
             ArcTan: (0, math.pi / 2 * p, p / 2),
             Rectangle: (1, p / 2, p),
             Triangle: (2, 2 / p, 2 / p),
-        }.get(self.surrogate_type, (-1, 1.0, 1.0))
-        return self.detach_reset, number(self.k), number(self.a), number(1), surrogate, number(c1), number(c2)
+        }.get(self.surrogate_type, (-1, np.ones(1), np.ones(1)))
+        c1, c2 = c1.astype(number), c2.astype(number)
+        return self.detach_reset, number(self.k), number(self.a), number(1), surrogate, c1, c2
 
     # -- per-step PyTorch operations (the torch back end)
 
@@ -247,9 +284,12 @@ class _Dynamics:
         return torch.div(t, self._scale, out=out) if self.kind == "lif" else torch.mul(t, self._scale, out=out)
 
     def charge(self, x: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
-        """H = V + (X - (V - V_reset)) / tau, V - (V - V_reset) / tau + X, or V + X, into `out`."""
+        """H = V + (X - (V - V_reset)) / tau, V - (V - V_reset) / tau + X, V + X or V * beta + X, into `out`."""
         if self.kind == "if":
             torch.add(v, x, out=out)
+            return
+        if self.kind == "decay":
+            torch.mul(v, self._scale, out=out).add_(x)
             return
         if self.decay_input:
             if self._rest is None:
@@ -277,9 +317,12 @@ class _Dynamics:
 
     # -- vectorised over a block of time steps (the backward pass)
 
-    def slope(self, h: torch.Tensor) -> torch.Tensor:
-        """The surrogate slope g'(H - V_th) for a block of H, contiguous."""
-        return self.derivative(h - self._threshold, self.param).contiguous()
+    def slope(self, h: torch.Tensor, t0: int) -> torch.Tensor:
+        """The surrogate slope g'(H - V_th) for a block of H, the steps [t0, t0 + len(h)), contiguous."""
+        param = self.param
+        if self.params is not None:
+            param = self.params[t0 : t0 + h.shape[0]].to(h.device).view(-1, *[1] * (h.dim() - 1))
+        return self.derivative(h - self._threshold, param).contiguous()
 
     def dv_dh(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """dV/dH (module docstring) for a block of H [n, B, ...] with slope g."""
@@ -300,8 +343,11 @@ class _Dynamics:
         return prev
 
     def dh_dq(self, h_seq, v_init, t0: int, t1: int) -> torch.Tensor:
-        """dH[t]/dq for t in [t0, t1) (PLIF, q = sigmoid(w)): X - (V - V_reset) = (H - V) / q, or V_reset - V."""
+        """dH[t]/dq for t in [t0, t1): PLIF (q = sigmoid(w)) X - (V - V_reset) = (H - V) / q, or V_reset - V;
+        "decay" (q = beta) V[t-1]."""
         prev = self.previous_v(h_seq, v_init, t0, t1)
+        if self.kind == "decay":
+            return prev
         if self.decay_input:
             return torch.sub(h_seq[t0:t1], prev).div_(self._scale)
         return prev.neg_() if self._rest is None else prev.sub_(self._rest).neg_()
@@ -311,15 +357,16 @@ def _forward_kernel(x, v, spikes, h_rows, v_rows, neuron, lo, hi):
     """numba kernel: the forward loop over x [T, M] for the neurons [lo, hi), from the state v [M] (updated in place).
 
     Writes S[t] to spikes [T, M], H[t] to h_rows[t] and V[t] to v_rows[t]; h_rows and v_rows may
-    have a single row, then overwritten at every step. `neuron` = (kind 0/1/2 for IF/LIF/PLIF,
-    decay_input, scale = tau (LIF) or q (PLIF), rest, threshold, soft, strict), the numbers in the
-    arrays' dtype (`_Dynamics.kernel_neuron`). Every operation is spikingjelly's, in its order, so
-    the results are bit-identical. The inner loop runs over slices (indices known to be >= 0) and
-    has no branches, so it vectorises.
+    have a single row, then overwritten at every step. `neuron` = (kind 0/1/2/3 for
+    IF/LIF/PLIF/decay, decay_input, scale = tau (LIF), q (PLIF) or beta (decay), rest, threshold,
+    soft, strict), the numbers in the arrays' dtype (`_Dynamics.kernel_neuron`). Every operation
+    is spikingjelly's (for "decay": V * beta + X), in its order, so the results are bit-identical.
+    The inner loop runs over slices (indices known to be >= 0) and has no branches, so it vectorises.
     """
     kind, decay_input, scale, rest, threshold, soft, strict = neuron
     lif = kind == 1
     leak = kind != 0
+    decay = kind == 3
     fire_at_threshold = not strict
     v = v[lo:hi]
     for t in range(x.shape[0]):
@@ -330,7 +377,10 @@ def _forward_kernel(x, v, spikes, h_rows, v_rows, neuron, lo, hi):
             u = v_i - rest
             d = x_t[i] - u if decay_input else u
             d = d / scale if lif else d * scale
-            h = (v_i + d if decay_input else v_i - d + x_t[i]) if leak else v_i + x_t[i]
+            if decay:
+                h = v_i * scale + x_t[i]
+            else:
+                h = (v_i + d if decay_input else v_i - d + x_t[i]) if leak else v_i + x_t[i]
             s = (h > threshold) | ((h == threshold) & fire_at_threshold)
             v_i = (h - threshold if soft else rest) if s else h
             s_t[i] = s
@@ -339,39 +389,44 @@ def _forward_kernel(x, v, spikes, h_rows, v_rows, neuron, lo, hi):
             v_t[i] = v_i
 
 
-def _backward_kernel(h, slope, grad_s, grad_v_seq, carry, grad_x, v_init, acc, t0, steps, neuron, gradient, lo, hi):
+def _backward_kernel(
+    h, slope, grad_s, grad_h, grad_v_seq, carry, grad_x, v_init, acc, t0, steps, neuron, gradient, lo, hi
+):
     """numba kernel: the reverse loop over the time steps [t0, t0 + steps) of h [T, M], neurons [lo, hi).
 
     The surrogate slope g = g'(H - V_th) is computed here for snnlib's ArcTan (surrogate 0),
     Rectangle (1) and Triangle (2), by the formulas of snnlib.surrogate with the constants c1, c2
-    of `_Dynamics.kernel_gradient`; for any other surrogate (-1) it is read from slope
-    [steps, M], computed by the surrogate's own `derivative` (for Sigmoid too: PyTorch's
-    vectorised exp is faster than numba's). grad_s and grad_v_seq [steps, M] are the incoming
-    gradients, or one row used at every step. carry [M] holds dL/dV from later steps: on entry
-    that of step t0 + steps - 1, on exit that of V[t0 - 1]. grad_x [T, M] receives dL/dX = a G;
-    for PLIF, acc [M] accumulates G dH/dq. `neuron` as in `_forward_kernel`; `gradient` =
+    of `_Dynamics.kernel_gradient` (arrays: one entry per time step, or one for all); for any
+    other surrogate (-1) it is read from slope [steps, M], computed by the surrogate's own
+    `derivative` (for Sigmoid too: PyTorch's vectorised exp is faster than numba's). grad_s,
+    grad_h and grad_v_seq [steps, M] are the incoming gradients w.r.t. S, H and V, or one row
+    used at every step. carry [M] holds dL/dV from later steps: on entry that of step
+    t0 + steps - 1, on exit that of V[t0 - 1]. grad_x [T, M] receives dL/dX = a G; for PLIF and
+    "decay", acc [M] accumulates G dH/dq. `neuron` as in `_forward_kernel`; `gradient` =
     (detach, k, a, one, surrogate, c1, c2), `one` being 1 in the arrays' dtype (a float literal
     would turn float32 arithmetic into float64). S and V[t-1] are recomputed exactly as in the
     forward pass.
     """
     kind, decay_input, scale, rest, threshold, soft, strict = neuron
-    detach, k, a, one, surrogate, c1, c2 = gradient
-    plif = kind == 2
+    detach, k, a, one, surrogate, c1_steps, c2_steps = gradient
+    learn = kind >= 2
     fire_at_threshold = not strict
     zero = one - one
-    height = one / c2
     carry, acc = carry[lo:hi], acc[lo:hi]
     g = np.empty_like(carry)
     v_prev = np.empty_like(carry)
     for j in range(steps - 1, -1, -1):
         t = t0 + j
+        c1, c2 = c1_steps[t % c1_steps.shape[0]], c2_steps[t % c2_steps.shape[0]]
         h_t, gx_t = h[t, lo:hi], grad_x[t, lo:hi]
-        gs_t, gv_t = grad_s[j % grad_s.shape[0], lo:hi], grad_v_seq[j % grad_v_seq.shape[0], lo:hi]
+        gs_t, gh_t = grad_s[j % grad_s.shape[0], lo:hi], grad_h[j % grad_h.shape[0], lo:hi]
+        gv_t = grad_v_seq[j % grad_v_seq.shape[0], lo:hi]
         if surrogate == 0:  # ArcTan: (alpha / 2) / (1 + (pi / 2 alpha z)^2)
             for i in range(hi - lo):
                 z = c1 * (h_t[i] - threshold)
                 g[i] = c2 / (one + z * z)
         elif surrogate == 1:  # Rectangle: 1 / width where |z| < width / 2
+            height = one / c2
             for i in range(hi - lo):
                 g[i] = height if abs(h_t[i] - threshold) < c1 else zero
         elif surrogate == 2:  # Triangle: (2 / width) max(0, 1 - |z| 2 / width)
@@ -384,11 +439,11 @@ def _backward_kernel(h, slope, grad_s, grad_v_seq, carry, grad_x, v_init, acc, t
             s = (h_i > threshold) | ((h_i == threshold) & fire_at_threshold)
             through_reset = zero if detach else g[i]  # dS/dH as the reset sees it
             dv_dh = one - threshold * through_reset if soft else (zero if s else one) + (rest - h_i) * through_reset
-            grad_h = gs_t[i] * g[i] + (gv_t[i] + carry[i]) * dv_dh
-            carry[i] = k * grad_h
-            gx_t[i] = a * grad_h
-            g[i] = grad_h  # kept for dL/dq below
-        if plif:  # acc += G dH/dq, dH/dq = (H - V[t-1]) / q or V_reset - V[t-1]
+            grad_h_i = gs_t[i] * g[i] + gh_t[i] + (gv_t[i] + carry[i]) * dv_dh
+            carry[i] = k * grad_h_i
+            gx_t[i] = a * grad_h_i
+            g[i] = grad_h_i  # kept for dL/dq below
+        if learn:  # acc += G dH/dq, dH/dq = (H - V[t-1]) / q or V_reset - V[t-1] (PLIF), V[t-1] (decay)
             if t == 0:
                 v_prev[:] = v_init[lo:hi]
             else:
@@ -396,8 +451,12 @@ def _backward_kernel(h, slope, grad_s, grad_v_seq, carry, grad_x, v_init, acc, t
                 for i in range(hi - lo):
                     s = (h_p[i] > threshold) | ((h_p[i] == threshold) & fire_at_threshold)
                     v_prev[i] = (h_p[i] - threshold if soft else rest) if s else h_p[i]
-            for i in range(hi - lo):
-                acc[i] += g[i] * ((h_t[i] - v_prev[i]) / scale if decay_input else rest - v_prev[i])
+            if kind == 3:
+                for i in range(hi - lo):
+                    acc[i] += g[i] * v_prev[i]
+            else:
+                for i in range(hi - lo):
+                    acc[i] += g[i] * ((h_t[i] - v_prev[i]) / scale if decay_input else rest - v_prev[i])
 
 
 @functools.cache
@@ -436,8 +495,8 @@ def _rows(a: torch.Tensor) -> np.ndarray:
 def _forward(dyn: _Dynamics, x_seq, v, keep_h: bool, store_v_seq: bool):
     """The forward loop over x_seq [T, B, ...] from state v [B, ...].
 
-    Returns spikes [T, B, ...], the final V [B, ...], H [T, B, ...] (None unless keep_h) and
-    V [T, B, ...] (None unless store_v_seq), all new tensors.
+    Returns spikes [T, B, ...], the final V [B, ...], H [T, B, ...] (unless keep_h only the last
+    step's, [1, B, ...]) and V [T, B, ...] (None unless store_v_seq), all new tensors.
     """
     if _on_numba(dyn, x_seq):
         return _forward_numba(dyn, x_seq, v, keep_h, store_v_seq)
@@ -453,14 +512,14 @@ def _forward_numba(dyn, x_seq, v, keep_h, store_v_seq):
     v_seq = torch.empty_like(x) if store_v_seq else x.new_empty((1, *shape[1:]))
     arrays = (_rows(x), state.view(-1).numpy(), _rows(spikes), _rows(h_seq), _rows(v_seq))
     _in_parallel(_numba_kernels()[0], (*arrays, dyn.kernel_neuron()), steps, state.numel())
-    return spikes, state, h_seq if keep_h else None, v_seq if store_v_seq else None
+    return spikes, state, h_seq, v_seq if store_v_seq else None
 
 
 def _forward_torch(dyn, x_seq, v, keep_h, store_v_seq):
     steps = x_seq.shape[0]
     spikes = x_seq.new_empty(x_seq.shape)
-    h_seq = x_seq.new_empty(x_seq.shape) if keep_h else None
-    h_steps = h_seq.unbind(0) if keep_h else [x_seq.new_empty(x_seq.shape[1:])] * steps
+    h_seq = x_seq.new_empty(x_seq.shape if keep_h else (1, *x_seq.shape[1:]))
+    h_steps = h_seq.unbind(0) if keep_h else h_seq.unbind(0) * steps
     v_seq = x_seq.new_empty(x_seq.shape) if store_v_seq else None
     # Without v_seq one state buffer is updated in place: the charge reads V before the reset overwrites it.
     v_steps = v_seq.unbind(0) if store_v_seq else [x_seq.new_empty(x_seq.shape[1:])] * steps
@@ -478,28 +537,30 @@ def _time_blocks(h_seq: torch.Tensor) -> list[tuple[int, int]]:
     return [(t0, min(t0 + size, steps)) for t0 in range(0, steps, size)][::-1]
 
 
-def _backward(dyn: _Dynamics, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q: bool):
+def _backward(dyn: _Dynamics, h_seq, v_init, grads, need_q: bool):
     """One reverse pass over time: dL/dX [T, B, ...], dL/dV[-1] [B, ...] and dL/dq (float64 0-dim, or None).
 
-    Any incoming gradient may be None (that output was not used). v_init is needed for need_q only.
+    grads = (dL/dS [T, B, ...], dL/dV[T-1] [B, ...], dL/dV [T, B, ...], dL/dH [T, B, ...]); any may
+    be None (that output was not used). v_init is needed for need_q only.
     """
     if _on_numba(dyn, h_seq):
-        return _backward_numba(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q)
-    return _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q)
+        return _backward_numba(dyn, h_seq, v_init, *grads, need_q)
+    return _backward_torch(dyn, h_seq, v_init, *grads, need_q)
 
 
-def _backward_numba(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q):
+def _backward_numba(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, grad_h_seq, need_q):
     steps, size = h_seq.shape[0], h_seq[0].numel()
     h = h_seq.view(steps, size)
     grad_x = torch.empty_like(h)
     carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()  # dL/dV from later steps
     acc = h.new_zeros(size)
     v0 = h.new_zeros(size) if v_init is None else v_init.reshape(-1).contiguous()
-    neuron, gradient = dyn.kernel_neuron(), dyn.kernel_gradient()
+    neuron, gradient = dyn.kernel_neuron(), dyn.kernel_gradient(steps)
     in_kernel = gradient[4] >= 0  # snnlib's own surrogates are evaluated in the kernel: one call for all steps
     for t0, t1 in [(0, steps)] if in_kernel else _time_blocks(h_seq):
-        slope = h[:1] if in_kernel else dyn.slope(h[t0:t1])  # h[:1]: a placeholder, not read
-        arrays = (h, slope, _incoming(grad_spikes, t0, t1, h), _incoming(grad_v_seq, t0, t1, h), carry, grad_x, v0, acc)
+        slope = h[:1] if in_kernel else dyn.slope(h[t0:t1], t0)  # h[:1]: a placeholder, not read
+        incoming = (_incoming(g, t0, t1, h) for g in (grad_spikes, grad_h_seq, grad_v_seq))
+        arrays = (h, slope, *incoming, carry, grad_x, v0, acc)
         args = (*(a.numpy() for a in arrays), t0, t1 - t0, neuron, gradient)
         _in_parallel(_numba_kernels()[1], args, t1 - t0, size)
     return grad_x.view(h_seq.shape), carry.view(h_seq.shape[1:]), acc.sum(dtype=torch.float64) if need_q else None
@@ -515,20 +576,22 @@ def _incoming(grad, t0: int, t1: int, like: torch.Tensor) -> torch.Tensor:
     return grad[t0:t1].reshape(t1 - t0, -1).contiguous()
 
 
-def _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q):
+def _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, grad_h_seq, need_q):
     steps = h_seq.shape[0]
     grad = torch.empty_like(h_seq)  # G[t] = dL/dH[t], scaled in place into dL/dX[t] block by block
     carry = None  # G[t + 1], not yet scaled
     grad_q = torch.zeros((), dtype=torch.float64, device=h_seq.device) if need_q else None
     for t0, t1 in _time_blocks(h_seq):
         h = h_seq[t0:t1]
-        g = dyn.slope(h)
+        g = dyn.slope(h, t0)
         dv_dh = dyn.dv_dh(h, g)
         block = grad[t0:t1]
         if grad_spikes is None:
             block.zero_()
         else:
             torch.mul(grad_spikes[t0:t1], g, out=block)
+        if grad_h_seq is not None:
+            block.add_(grad_h_seq[t0:t1])
         if grad_v_seq is not None:
             block.addcmul_(grad_v_seq[t0:t1], dv_dh)
         if grad_v is not None and t1 == steps:
@@ -548,36 +611,48 @@ def _backward_torch(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_q)
 
 
 class _FusedNeuron(torch.autograd.Function):
-    """Whole-sequence neuron: forward(x_seq, v_init, w, dynamics, store_v_seq) -> (spikes, V[T-1], v_seq or None).
+    """Whole-sequence neuron: forward(x_seq, v_init, w, dynamics, store_v_seq) -> (spikes, V[T-1], H, v_seq or None).
 
-    `w` is PLIF's parameter (None otherwise); the gradient w.r.t. it goes through q = sigmoid(w).
-    Saves H [T, B, ...] only (and V[-1] for PLIF).
+    `w` is PLIF's parameter (the gradient w.r.t. it goes through q = sigmoid(w)), the decay factor
+    beta of the "decay" kind (gradient dL/dbeta), or None. Saves H [T, B, ...] only (and V[-1] when
+    `w` is given), which is also returned (differentiable: the pre-reset membrane).
     """
 
     @staticmethod
     def forward(ctx, x_seq, v_init, w, dyn, store_v_seq):
         spikes, v, h_seq, v_seq = _forward(dyn, x_seq, v_init, keep_h=True, store_v_seq=store_v_seq)
         ctx.dyn = dyn
-        ctx.w_dtype = None if w is None else w.dtype
+        ctx.w_type = None if w is None else (w.dtype, w.shape)
         ctx.save_for_backward(h_seq, v_init if w is not None else None)
         ctx.set_materialize_grads(False)
-        return spikes, v, v_seq
+        return spikes, v, h_seq, v_seq
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_spikes, grad_v, grad_v_seq):
+    def backward(ctx, grad_spikes, grad_v, grad_h_seq, grad_v_seq):
         h_seq, v_init = ctx.saved_tensors
         dyn = ctx.dyn
         need_w = ctx.needs_input_grad[2]
-        grad_x, grad_v_init, grad_q = _backward(dyn, h_seq, v_init, grad_spikes, grad_v, grad_v_seq, need_w)
-        grad_w = (grad_q * (dyn.q * (1.0 - dyn.q))).to(ctx.w_dtype) if need_w else None
+        grads = (grad_spikes, grad_v, grad_v_seq, grad_h_seq)
+        grad_x, grad_v_init, grad_q = _backward(dyn, h_seq, v_init, grads, need_w)
         return (
             grad_x if ctx.needs_input_grad[0] else None,
             grad_v_init if ctx.needs_input_grad[1] else None,
-            grad_w,
+            dyn.grad_parameter(grad_q, *ctx.w_type) if need_w else None,
             None,
             None,
         )
+
+
+def _run(dyn: _Dynamics, x_seq, v, w, store_v_seq: bool, keep_h: bool):
+    """(spikes, final V, H, v_seq or None) for x_seq [T, B, ...] from the materialised state v [B, ...].
+
+    Through `_FusedNeuron` when a gradient is needed (H [T, B, ...] then in the graph); without,
+    the forward loop alone, H being [T, B, ...] if keep_h, else only the last step's [1, B, ...].
+    """
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_seq, v, w)):
+        return _FusedNeuron.apply(x_seq, v, w, dyn, store_v_seq)
+    return _forward(dyn, x_seq, v, keep_h=keep_h, store_v_seq=store_v_seq)
 
 
 def _check_sequence(x_seq) -> None:
@@ -591,32 +666,77 @@ def _check_sequence(x_seq) -> None:
         )
 
 
+def fused_enabled(surrogate) -> bool:
+    """True if multi-step neurons with this surrogate run fused: a `snnlib.surrogate.SurrogateSpike`.
+
+    Every fused neuron (LIFNode, PLIFNode, IFNode and the method modules' decay-factor neurons) asks
+    this function, through the module attribute, before taking the fused path; replacing
+    `snnlib.neurons.fused_enabled` by `lambda surrogate: False` runs them all on their per-step
+    code (benchmarks/training_step.py does so to time "before").
+    """
+    return isinstance(surrogate, SurrogateSpike)
+
+
+def fused_decay_lif(x_seq, v, beta, v_threshold: float, surrogate, widths=None, keep_h_seq: bool = False):
+    """The decay-factor LIF with a hard reset to 0 in the graph, all T steps in one fused call.
+
+        H[t] = V[t-1] * beta + X[t],   S[t] = Theta(H[t] - v_threshold),   V[t] = H[t] (1 - S[t])
+
+    Theta fires on H >= v_threshold, or H > v_threshold if `surrogate.strict`; backward,
+    dS/dH = g'(H - v_threshold) of `surrogate` (a spiking `snnlib.surrogate.SurrogateSpike`), with
+    its own width/alpha or, if `widths` ([T] tensor) is given, widths[t] at step t; the reset
+    gives dV/dH = 1 - S - H g'. x_seq [T, B, ...]; v, the state V[-1], [B, ...] (may carry a graph);
+    beta a float or a 0-dim tensor, which may require grad (e.g. sigmoid(w)): the gradient
+    dL/dbeta = sum_t G[t] V[t-1] reaches it. Floating-point operations as `v * beta + x`, so
+    spikes and H are bit-identical to a per-step loop computing that. Returns (spikes [T, B, ...],
+    V[T-1] [B, ...], H): H [T, B, ...], in the graph, when a gradient is needed or keep_h_seq,
+    else the last step's H, [1, B, ...].
+    """
+    _check_sequence(x_seq)
+    if not (isinstance(surrogate, SurrogateSpike) and surrogate.spiking):
+        raise TypeError(f"surrogate must be a spiking snnlib.surrogate.SurrogateSpike, got {surrogate!r}")
+    if not isinstance(v, torch.Tensor) or v.shape != x_seq.shape[1:]:
+        raise ValueError(
+            f"the state v must be a tensor of one step's shape {tuple(x_seq.shape[1:])}, got "
+            f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; materialise it first"
+        )
+    if not isinstance(beta, torch.Tensor):
+        beta = torch.tensor(_real("beta", beta), dtype=x_seq.dtype, device=x_seq.device)
+    if beta.dim() != 0 or not beta.is_floating_point():
+        raise ValueError(f"beta must be a float or a 0-dim floating tensor, got shape {tuple(beta.shape)}")
+    if widths is not None and (not isinstance(widths, torch.Tensor) or widths.shape != x_seq.shape[:1]):
+        raise ValueError(f"widths must be a tensor of shape [T] = [{x_seq.shape[0]}], got {widths!r}")
+    dyn = _Dynamics("decay", beta, False, _real("v_threshold", v_threshold), 0.0, False, surrogate, x_seq.dtype,
+                    params=widths)
+    spikes, v, h, _ = _run(dyn, x_seq, v, beta, False, keep_h_seq)
+    return spikes, v, h
+
+
 class _FusedMultiStep:
     """Mixin for the spikingjelly neurons: their multi-step path through `_FusedNeuron`.
 
-    Subclasses give `_leak()`, (tau, decay_input), (w, decay_input) or (None, False) for IF, and
-    keep everything else of spikingjelly's node (single-step mode, memories, reset_net, v_seq).
-    Falls back to spikingjelly's own multi-step code for surrogates that are not
-    `snnlib.surrogate.SurrogateSpike` and when spikingjelly's reduced-precision mode
-    (`_neuron_precision`) is set.
+    Subclasses give `_leak()`, ("lif", tau, decay_input), ("plif", w, decay_input) or
+    ("if", None, False), and keep everything else of spikingjelly's node (single-step mode,
+    memories, reset_net, v_seq). Falls back to spikingjelly's own multi-step code where
+    `fused_enabled(surrogate)` is False (surrogates that are not `snnlib.surrogate.SurrogateSpike`)
+    and when spikingjelly's reduced-precision mode (`_neuron_precision`) is set.
     """
 
     def _leak(self):
         raise NotImplementedError
 
     def _fused(self) -> bool:
-        return isinstance(self.surrogate_function, SurrogateSpike) and self._neuron_precision is None
+        return fused_enabled(self.surrogate_function) and self._neuron_precision is None
 
     def _run_fused(self, x_seq, v, store_v_seq: bool):
         """(spikes, final V, v_seq or None) for input x_seq [T, B, ...] from the materialised state v [B, ...]."""
-        scale, decay_input = self._leak()
-        w = scale if isinstance(scale, torch.Tensor) else None
+        kind, scale, decay_input = self._leak()
+        w = scale if kind == "plif" else None
         dyn = _Dynamics(
-            scale, decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate_function, x_seq.dtype
+            kind, scale, decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate_function,
+            x_seq.dtype,
         )
-        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x_seq, v, w)):
-            return _FusedNeuron.apply(x_seq, v, w, dyn, store_v_seq)
-        spikes, v, _, v_seq = _forward(dyn, x_seq, v, keep_h=False, store_v_seq=store_v_seq)
+        spikes, v, _, v_seq = _run(dyn, x_seq, v, w, store_v_seq, keep_h=False)
         return spikes, v, v_seq
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
@@ -669,7 +789,7 @@ class LIFNode(_FusedMultiStep, neuron.LIFNode):
         )
 
     def _leak(self):
-        return self.tau, self.decay_input
+        return "lif", self.tau, self.decay_input
 
 
 class PLIFNode(_FusedMultiStep, neuron.ParametricLIFNode):
@@ -698,7 +818,7 @@ class PLIFNode(_FusedMultiStep, neuron.ParametricLIFNode):
         )
 
     def _leak(self):
-        return self.w, self.decay_input
+        return "plif", self.w, self.decay_input
 
 
 class IFNode(_FusedMultiStep, neuron.IFNode):
@@ -719,7 +839,7 @@ class IFNode(_FusedMultiStep, neuron.IFNode):
         super().__init__(**_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq))
 
     def _leak(self):
-        return None, False
+        return "if", None, False
 
 
 class LeakyMultiStep(base.MemoryModule):

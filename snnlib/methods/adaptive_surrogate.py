@@ -17,7 +17,10 @@ Neuron (LIF with a decay FACTOR tau in (0, 1), hard reset, threshold V_th = 0.5)
 
 The reset stays in the autograd graph (the gradient also flows through (1 - s[t-1])), and for PLIF
 through tau = sigmoid(w) into w. tau is the paper's decay factor, NOT the time constant of
-`snnlib.neurons.LIFNode` (there the decay factor is 1 - 1/tau).
+`snnlib.neurons.LIFNode` (there the decay factor is 1 - 1/tau). The neurons run fused
+(`snnlib.neurons.fused_decay_lif`: one autograd Function for all T steps, numba kernels on CPU,
+the surrogate width of step t applied in step t's backward; spikes and u bit-identical to the
+per-step loop, gradients, dL/dw included, equal to rounding).
 
 Input current. I[t] comes from a synaptic layer (conv / linear, the same at every step) followed by
 tdBN (`snnlib.layers.TDBatchNorm`, alpha = 1): I = gamma * V_th * x_hat + beta, so per channel
@@ -90,6 +93,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base, functional, layer
 from torch import nn
 
+from snnlib import neurons
 from snnlib.layers import TDBatchNorm
 from snnlib.metrics import _HookedCounter
 from snnlib.surrogate import Rectangle, _SpikeWithSurrogate
@@ -174,7 +178,10 @@ class _MPDNode(base.MemoryModule):
     forward(x_seq [T, B, ...], gamma_mean=None) -> spikes [T, B, ...]. `width` None means MPD-AGL's
     adaptive width (1 where gamma_mean is None); a number fixes the width at every step.
     With store_u_seq=True the last call's membranes before reset (detached) are kept in `u_seq`
-    `[T, B, ...]` and its widths in `width_seq` `[T]`.
+    `[T, B, ...]` and its widths in `width_seq` `[T]`. Runs fused (`snnlib.neurons.fused_decay_lif`:
+    all T steps in one autograd Function, step t's backward with widths[t]; same spikes and u bit
+    for bit as the per-step loop, gradients, dL/dw of PLIF included, equal to rounding); where
+    `snnlib.neurons.fused_enabled` says no, the per-step loop `_per_step_forward` runs instead.
     """
 
     def __init__(self, v_threshold: float, width: float | None, store_u_seq: bool):
@@ -222,6 +229,19 @@ class _MPDNode(base.MemoryModule):
             )
         widths = self.widths(x_seq.shape[0], gamma_mean).to(x_seq.device)
         tau = self.decay()
+        surrogate = Rectangle()  # its derivative, with widths[t] at step t
+        if not neurons.fused_enabled(surrogate):
+            return self._per_step_forward(x_seq, tau, widths)
+        v = self.v if isinstance(self.v, torch.Tensor) else x_seq.new_full(x_seq.shape[1:], self.v)
+        spikes, self.v, h = neurons.fused_decay_lif(
+            x_seq, v, tau, self.v_threshold, surrogate, widths=widths, keep_h_seq=self.store_u_seq
+        )
+        if self.store_u_seq:
+            self.u_seq, self.width_seq = h.detach(), widths
+        return spikes
+
+    def _per_step_forward(self, x_seq: torch.Tensor, tau: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+        """The same dynamics as a loop over time steps, autograd building the graph step by step."""
         v, spikes, membranes = self.v, [], []
         for t, x in enumerate(x_seq):  # iterating unbinds: indexing x_seq[t] would make the backward O(T^2)
             u = tau * v + x

@@ -119,6 +119,10 @@ class GRSNCell(base.MemoryModule):
     Input `[T, B, input_size]` (time-first), output spikes `[T, B, hidden_size]`. Memories h
     (membrane after reset), c (gated current) and o (last spikes), each `[B, hidden_size]`,
     persist between calls until `functional.reset_net`.
+    Not fused (unlike `snnlib.neurons.LIFNode`, which `LIFCell` uses): both gates at step t are
+    matrix products of the spikes o[t-1] of the step before, so every step needs two [B, H] x [H, H]
+    products, with their autograd, inside the time loop; only the input projection W_x x[t] is
+    computed for all steps at once.
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, v_threshold: float = 1.0, surrogate_function=None):

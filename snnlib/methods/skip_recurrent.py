@@ -186,7 +186,8 @@ class SkipLIFNode(SimpleBaseNode):
     A spikingjelly `SimpleBaseNode` (single-step, `[B, H]` per call) firing with
     `Triangle(width=2)` (surrogate max(0, 1 - |v - v_threshold|)). Soft reset: v -= v_threshold * s;
     hard reset: v = v (1 - s). Written as decay * v rather than spikingjelly LIFNode's
-    v - v / tau so that any decay matches the authors' arithmetic bit for bit.
+    v - v / tau so that any decay matches the authors' arithmetic bit for bit. It is stepped one
+    step at a time by `SkipRecurrentLayer`, not fused (see there).
     """
 
     def __init__(self, decay: float = 0.5, v_threshold: float = 1.0, hard_reset: bool = False,
@@ -215,6 +216,11 @@ class SkipRecurrentLayer(base.MemoryModule):
     recurrence None | "src" | "asrc"; `span` is k for SRC and the maximum span K for ASRC.
     For ASRC, `alpha` (shape [K], init 0) may be passed in to share it between layers; `tau`
     (a buffer, init 1) is divided into it and multiplied by `de_tau` by `anneal()`.
+    Not fused (unlike `snnlib.neurons`' LIF): with recurrence the input at step t is
+    W_rec r[t], a matrix product of spikes fired at earlier steps inside this same loop (s[t-k],
+    or ASRC's mixture of s[t-1..t-K]), so the neuron update cannot run ahead of the product and
+    every step keeps its own autograd nodes. (SRC with span k > 1 could batch the products of k
+    steps; the feed-forward layer, recurrence=None, could use the fused neuron; neither is done.)
     """
 
     def __init__(self, in_features: int, hidden: int, *, recurrence: str | None = "src", span: int = 1,

@@ -21,7 +21,9 @@ SNN neuron (`HeLIFNode`, the authors' explicit loop), with input current x[t] = 
 The hard reset is folded into the leak and stays in the autograd graph (the gradient also flows
 through (1 - o[t-1])). It is spikingjelly's charge / fire / hard reset with V_reset = 0 and
 detach_reset=False, H[t] = decay * V[t-1] + x[t], S[t] = (H[t] > V_th), V[t] = H[t] (1 - S[t]),
-with u = H: then V[t-1] = u[t-1] (1 - o[t-1]), forward and backward.
+with u = H: then V[t-1] = u[t-1] (1 - o[t-1]), forward and backward. In multi-step mode the
+neuron runs fused (`snnlib.neurons.fused_decay_lif`: one autograd Function for all T steps, numba
+kernels on CPU; spikes and u bit-identical to the per-step loop, gradients equal to rounding).
 SNN output and loss: r = (1/T) sum_t o_out[t];  L = MSE(r, one_hot(y));  prediction argmax r.
 
 RNN and LSTM (torch `nn.RNN` with tanh, `nn.LSTM`), per layer l, readout z[t] = W_o h_L[t] + b_o:
@@ -118,6 +120,7 @@ from spikingjelly.activation_based import functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 
+from snnlib import neurons
 from snnlib.surrogate import Rectangle
 
 __all__ = [
@@ -290,6 +293,9 @@ class HeLIFNode(SimpleBaseNode):
     `[B, ...]` ('s'); output spikes of the same shape. `u` is the last step's membrane before the
     reset (the authors' `mem`); with store_u_seq=True a multi-step call keeps every step's in `u_seq`,
     `[T, B, ...]`. Reset between samples with `spikingjelly.activation_based.functional.reset_net`.
+    Multi-step calls run fused (`snnlib.neurons.fused_decay_lif`: all T steps in one autograd
+    Function, same spikes and u bit for bit, gradients equal to rounding); single-step calls, and
+    surrogates for which `snnlib.neurons.fused_enabled` is False, step through the per-step code.
     """
 
     def __init__(
@@ -325,20 +331,45 @@ class HeLIFNode(SimpleBaseNode):
         self.v = self.v * self.decay + x
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.v, torch.Tensor) and self.v.shape != x.shape:
-            raise ValueError(
-                f"input shape {tuple(x.shape)} differs from the stored membrane {tuple(self.v.shape)}; "
-                "call spikingjelly.activation_based.functional.reset_net(model) between batches"
-            )
+        self._check_state(x.shape)
         self.neuronal_charge(x)
         self.u = self.v
         spike = self.neuronal_fire()
         self.neuronal_reset(spike)
         return spike
 
+    def _check_state(self, shape: torch.Size) -> None:
+        """The stored membrane, if any, must have the shape of one input step [B, ...]."""
+        if isinstance(self.v, torch.Tensor) and self.v.shape != shape:
+            raise ValueError(
+                f"input shape {tuple(shape)} differs from the stored membrane {tuple(self.v.shape)}; "
+                "call spikingjelly.activation_based.functional.reset_net(model) between batches"
+            )
+
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 2:
             raise ValueError(f"expected time-first input [T, B, ...], got {getattr(x_seq, 'shape', x_seq)!r}")
+        if not self._fusable():
+            return self._per_step_forward(x_seq)
+        self._check_state(x_seq.shape[1:])
+        v = self.v if isinstance(self.v, torch.Tensor) else x_seq.new_full(x_seq.shape[1:], self.v)
+        spikes, self.v, h = neurons.fused_decay_lif(
+            x_seq, v, self.decay, self.v_threshold, self.surrogate_function, keep_h_seq=self.store_u_seq
+        )
+        self.u = h[-1].clone()  # not a view: functional.detach_net detaches memories in place
+        if self.store_u_seq:
+            self.u_seq = h
+        return spikes
+
+    def _fusable(self) -> bool:
+        """Whether the fused path computes this neuron: a spiking snnlib surrogate, hard reset to 0 in the graph."""
+        surrogate = self.surrogate_function
+        return (
+            neurons.fused_enabled(surrogate) and surrogate.spiking and self.v_reset == 0.0 and not self.detach_reset
+        )
+
+    def _per_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The multi-step forward as a loop of single steps (the path for surrogates the fused code cannot run)."""
         spikes, membranes = [], []
         for x in x_seq:  # iterating unbinds: indexing x_seq[t] would make the backward O(T^2)
             spikes.append(self.single_step_forward(x))

@@ -1,0 +1,345 @@
+"""Benchmark: one whole training step of each work's default-profile model, before and after fusion.
+
+What is timed. For every model below, one training step on a random batch of the default batch
+size: functional.reset_net, forward, loss, backward, optimizer step (wall time of all of it).
+"before" runs the model with the fused neurons switched off, "after" with them on (the default).
+
+    work      model                  sizes (config/<work>.yaml, `default` section)                 T    batch
+    he2020    snn_mlp                2x34x34 frames -> 128 -> 10 HeLIF, Adam, MSE rate loss         8    64
+    he2020    scnn                   2x16x16 frames, conv 8, FC 64 -> 10, no dropout, as above      8    64
+    jiang2025 resnet19 (MPD-AGL)     1x14x14 images, channels 8-16-32, blocks 3-3-2, FC 32, PLIF,    2    64
+                                     adaptive width; SGD 0.1, momentum 0.9, wd 1e-4, mean CE
+    xu2025    src / asrc             sequential MNIST, 1 -> 32 -> 32 -> 10, span 16 / max span 41,   784  64
+                                     AdamW (lr 0.01, wd 0.01, lr_skip 0.1), summed CE
+    qin2025   grsn-tap / lif-tap     snnlib.rl.ActorCritic, CartPole-P observations (2), embed 32,   200  4
+                                     hidden 64, head 64, over one episode-length sequence
+                                     (max_episode_steps); minibatch = 8 episodes / 2 minibatches.
+                                     Loss: cross-entropy of the logits to random actions + 0.5 MSE
+                                     of the values to random returns (a stand-in for PPO's clipped
+                                     loss: the same forward and backward work), Adam 0.003, grad-norm clip 0.5
+
+Inputs: binary frames (p 0.2) for he2020, Gaussian images for jiang2025, uniform pixels in [0, 1)
+for xu2025, Gaussian observations for qin2025; random labels. --quick shortens xu2025 to T = 196.
+
+How "before" is made. Every fused neuron in snnlib asks `snnlib.neurons.fused_enabled(surrogate)`
+(looked up on the module at each call) before taking its fused path. For "before" this script
+replaces that function, in this process only and only around the "before" calls, by one that
+answers False; the neurons then run their per-step code: HeLIFNode and the MPD neurons their
+Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
+spikingjelly's own multi-step code. `fused_calls` counts, during one "after" step, the calls of
+the fused whole-sequence routine (`snnlib.neurons._run`): 0 means the model uses no fused neuron
+and nothing changes but noise (xu2025's skip-recurrent layers and qin2025's GRSN cell step their
+own neurons inside a loop that also computes the recurrent matrix products; see their docstrings).
+
+Protocol: torch.set_num_threads(2); per model two copies built from the same seed, one per
+variant, each with its own optimizer; one untimed warm-up step each, then rounds in which both
+run once, the order alternating between rounds; median, 25th/75th percentiles and minimum over
+rounds. Rounds fill a time budget per model (at least --min-runs). samples_per_s = batch / median
+time; speedup = before median / after median, speedup_min = before minimum / after minimum.
+Timings are wall-clock: on a machine shared with other jobs they scatter, mostly upwards (two
+torch threads competing with another process for two cores can take many times longer); the
+minimum is then the better estimate of the undisturbed time, and the p25-p75 spread shows how
+disturbed a run was.
+
+Output: results/benchmarks/training_step.csv (one row per model), training_step.json beside it
+(settings, versions, machine) and figures/benchmarks/training_step.png/.pdf.
+Run: python benchmarks/training_step.py [--quick]. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from snnlib import neurons
+from snnlib.io import atomic_write, write_json
+from snnlib.methods import adaptive_surrogate as mpd
+from snnlib.methods import skip_recurrent as skip
+from snnlib.methods import snn_vs_rnn as he
+from snnlib.plotting import savefig, style
+
+THREADS = 2
+
+
+@dataclass
+class Workload:
+    """One model: how to build it (from a seed), its optimizer, a random batch and its loss."""
+
+    work: str
+    model: str
+    steps: int
+    batch: int
+    build: Callable[[int], nn.Module]
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    data: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    clip: float | None = None
+
+
+def labels(generator: torch.Generator, batch: int, classes: int) -> torch.Tensor:
+    return torch.randint(classes, (batch,), generator=generator)
+
+
+def he_workloads() -> list[Workload]:
+    steps, batch, classes = 8, 64, 10
+    shapes = {"snn_mlp": ((2, 34, 34), dict(hidden=(128,))),
+              "scnn": ((2, 16, 16), dict(channels=(8,), hidden=(64,), dropout=0.0))}
+    workloads = []
+    for kind, (in_shape, sizes) in shapes.items():
+        def data(generator, in_shape=in_shape):
+            frames = (torch.rand(steps, batch, *in_shape, generator=generator) < 0.2).float()
+            return frames, labels(generator, batch, classes)
+
+        workloads.append(Workload(
+            "he2020", kind, steps, batch,
+            build=lambda seed, kind=kind, in_shape=in_shape, sizes=sizes: he.make_model(
+                kind, seed, in_shape=in_shape, classes=classes, **sizes),
+            optimizer=lambda model: torch.optim.Adam(model.parameters(), lr=5e-4),
+            data=data,
+            loss=he.mse_rate_loss,
+        ))
+    return workloads
+
+
+def jiang_workloads() -> list[Workload]:
+    steps, batch, classes = 2, 64, 10
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return mpd.ResNet19(in_channels=1, num_classes=classes, time_steps=steps, channels=(8, 16, 32),
+                            blocks=(3, 3, 2), fc_hidden=32, neuron="plif", width=None, v_threshold=0.5, tau=0.2)
+
+    return [Workload(
+        "jiang2025", "resnet19 (MPD-AGL)", steps, batch,
+        build=build,
+        optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4),
+        data=lambda generator: (torch.randn(batch, 1, 14, 14, generator=generator), labels(generator, batch, classes)),
+        loss=mpd.mean_cross_entropy,
+    )]
+
+
+def xu_workloads(steps: int) -> list[Workload]:
+    batch, classes = 64, 10
+    workloads = []
+    for recurrence, span in (("src", 16), ("asrc", 41)):
+        def build(seed, recurrence=recurrence, span=span):
+            torch.manual_seed(seed)
+            return skip.SkipRecurrentSNN(1, [32, 32], classes, recurrence=recurrence, spans=span, decay=0.5,
+                                         v_threshold=1.0, de_tau=0.3)
+
+        workloads.append(Workload(
+            "xu2025", recurrence, steps, batch,
+            build=build,
+            optimizer=lambda model: skip.make_optimizer(model, kind="adamw", lr=0.01, weight_decay=0.01, lr_skip=0.1),
+            data=lambda generator: (torch.rand(steps, batch, 1, generator=generator),
+                                    labels(generator, batch, classes)),
+            loss=skip.summed_cross_entropy,
+        ))
+    return workloads
+
+
+def qin_workloads() -> list[Workload]:
+    from snnlib.rl import ActorCritic  # gymnasium is only needed here
+
+    steps, batch, obs_size, actions = 200, 4, 2, 2
+
+    def loss(outputs, target):
+        logits, values = outputs
+        action, returns = target
+        return F.cross_entropy(logits.flatten(0, 1), action.flatten()) + 0.5 * F.mse_loss(values, returns)
+
+    def data(generator):
+        obs = torch.randn(steps, batch, obs_size, generator=generator)
+        target = (torch.randint(actions, (steps, batch), generator=generator),
+                  torch.randn(steps, batch, generator=generator))
+        return obs, target
+
+    workloads = []
+    for core in ("grsn-tap", "lif-tap"):
+        def build(seed, core=core):
+            torch.manual_seed(seed)
+            return ActorCritic(obs_size, actions, core, embed=32, hidden=64, head=64)
+
+        workloads.append(Workload("qin2025", core, steps, batch, build=build,
+                                  optimizer=lambda model: torch.optim.Adam(model.parameters(), lr=3e-3),
+                                  data=data, loss=loss, clip=0.5))
+    return workloads
+
+
+@contextlib.contextmanager
+def fused(enabled: bool):
+    """Inside: snnlib's neurons take their fused path (enabled) or their per-step code (not)."""
+    original = neurons.fused_enabled
+    if not enabled:
+        neurons.fused_enabled = lambda surrogate: False
+    try:
+        yield
+    finally:
+        neurons.fused_enabled = original
+
+
+def training_step(workload: Workload, model: nn.Module, optimizer, batch) -> float:
+    """Seconds for reset, forward, loss, backward and optimizer step on one batch."""
+    x, target = batch
+    start = time.perf_counter()
+    functional.reset_net(model)
+    loss = workload.loss(model(x), target)
+    optimizer.zero_grad()
+    loss.backward()
+    if workload.clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), workload.clip)
+    optimizer.step()
+    return time.perf_counter() - start
+
+
+def count_fused_calls(workload: Workload, model: nn.Module, optimizer, batch) -> int:
+    """How often one (fused) training step calls snnlib's fused whole-sequence routine."""
+    calls = 0
+    original = neurons._run
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(*args, **kwargs)
+
+    neurons._run = counting
+    try:
+        training_step(workload, model, optimizer, batch)
+    finally:
+        neurons._run = original
+    return calls
+
+
+def measure(workload: Workload, seed: int, budget_s: float, min_runs: int, max_runs: int) -> dict:
+    """Median seconds per training step before and after, interleaved, for one workload."""
+    generator = torch.Generator().manual_seed(seed)
+    batch = workload.data(generator)
+    model = workload.build(seed)
+    variants = {"before": False, "after": True}
+    models = {name: copy.deepcopy(model) for name in variants}
+    optimizers = {name: workload.optimizer(models[name]) for name in variants}
+    start = time.perf_counter()
+    for name, enabled in variants.items():
+        with fused(enabled):
+            training_step(workload, models[name], optimizers[name], batch)
+    warm = time.perf_counter() - start
+    fused_calls = count_fused_calls(workload, models["after"], optimizers["after"], batch)
+    rounds = max(min_runs, min(max_runs, math.ceil(budget_s / max(warm, 1e-9))))
+    times = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in (["before", "after"] if r % 2 == 0 else ["after", "before"]):
+            with fused(variants[name]):
+                times[name].append(training_step(workload, models[name], optimizers[name], batch))
+        gc.collect()
+    row = dict(work=workload.work, model=workload.model, T=workload.steps, batch=workload.batch,
+               uses_fused=fused_calls > 0, fused_calls=fused_calls, rounds=rounds)
+    for name in variants:
+        ms = np.array(times[name]) * 1e3
+        row.update({f"{name}_ms": float(np.median(ms)), f"{name}_p25_ms": float(np.percentile(ms, 25)),
+                    f"{name}_p75_ms": float(np.percentile(ms, 75)), f"{name}_min_ms": float(ms.min()),
+                    f"{name}_samples_per_s": workload.batch / (float(np.median(ms)) / 1e3)})
+    row["speedup"] = row["before_ms"] / row["after_ms"]
+    row["speedup_min"] = row["before_min_ms"] / row["after_min_ms"]
+    return row
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    names = [f"{w}\n{m}" for w, m in zip(frame["work"], frame["model"], strict=True)]
+    y = np.arange(len(frame))
+    with style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 0.45 * len(frame) + 1.2), sharey=True)
+        for offset, name, color in ((-0.2, "before", "0.6"), (0.2, "after", "C0")):
+            median = frame[f"{name}_samples_per_s"]
+            low = frame["batch"] / (frame[f"{name}_p75_ms"] / 1e3)
+            high = frame["batch"] / (frame[f"{name}_p25_ms"] / 1e3)
+            label = f"{name} (fused {'on' if name == 'after' else 'off'})"
+            left.barh(y + offset, median, height=0.38, color=color, label=label, xerr=[median - low, high - median],
+                      capsize=2)
+        left.set(xscale="log", xlabel="training samples / s (median, 25-75 %)", yticks=y, yticklabels=names)
+        left.invert_yaxis()
+        left.legend(fontsize=7)
+        right.barh(y, frame["speedup"], color=["C0" if used else "0.6" for used in frame["uses_fused"]])
+        right.axvline(1.0, color="k", lw=0.8)
+        right.set(xlabel="speed-up (before / after); grey: no fused neuron")
+        fig.suptitle("One training step of each default-profile model, CPU, 2 threads", fontsize=9)
+        savefig(fig, path)
+        plt.close(fig)
+
+
+def versions() -> dict:
+    found = {}
+    for name in ["torch", "spikingjelly", "numba", "numpy", "gymnasium"]:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="xu2025 at T = 196, smaller time budget")
+    parser.add_argument("--csv", default="results/benchmarks/training_step.csv")
+    parser.add_argument("--figure", default="figures/benchmarks/training_step", help="path without suffix")
+    parser.add_argument("--seconds", type=float, default=None, help="time budget per model (default 12, quick 2)")
+    parser.add_argument("--min-runs", type=int, default=None, help="rounds at least (default 5, quick 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    budget = args.seconds if args.seconds is not None else (2.0 if args.quick else 12.0)
+    min_runs = args.min_runs if args.min_runs is not None else (3 if args.quick else 5)
+    xu_steps = 196 if args.quick else 784
+
+    torch.set_num_threads(THREADS)
+    workloads = he_workloads() + jiang_workloads() + xu_workloads(xu_steps) + qin_workloads()
+    rows = []
+    for workload in workloads:
+        row = measure(workload, args.seed, budget, min_runs, max_runs=41)
+        rows.append(row)
+        print(f"{row['work']} {row['model']}: before {row['before_ms']:.1f} ms, after {row['after_ms']:.1f} ms "
+              f"(minimum {row['before_min_ms']:.1f} / {row['after_min_ms']:.1f} ms), speed-up {row['speedup']:.2f}x, "
+              f"fused calls {row['fused_calls']}", flush=True)
+    frame = pd.DataFrame(rows)
+    csv = Path(args.csv)
+    with atomic_write(csv) as handle:
+        frame.to_csv(handle, index=False, float_format="%.6g")
+    write_json(
+        csv.with_suffix(".json"),
+        dict(
+            settings=dict(threads=THREADS, seed=args.seed, budget_s_per_model=budget, min_runs=min_runs,
+                          quick=args.quick, xu2025_T=xu_steps,
+                          before="snnlib.neurons.fused_enabled replaced by `lambda surrogate: False` around the "
+                                 "'before' calls (per-step code of every snnlib neuron)",
+                          after="fused path on (the default)",
+                          step="functional.reset_net, forward, loss, backward, (grad clip), optimizer.step"),
+            versions=versions(),
+            machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
+        ),
+    )
+    plot(frame, Path(args.figure))
+    print(frame[["work", "model", "T", "batch", "uses_fused", "before_samples_per_s", "after_samples_per_s",
+                 "speedup", "speedup_min"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return frame
+
+
+if __name__ == "__main__":
+    main()
