@@ -93,6 +93,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base, functional, layer
 from torch import nn
 
+from snnlib.checks import positive_int
 from snnlib import neurons
 from snnlib.layers import TDBatchNorm
 from snnlib.metrics import _HookedCounter
@@ -376,12 +377,6 @@ def _kaiming_init(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 class ResNet19(nn.Module):
     """Spiking ResNet-19 (SEW blocks, tdBN, MPD-AGL neurons), as the authors' models/ResNet19.py.
 
@@ -402,7 +397,7 @@ class ResNet19(nn.Module):
         for name, value in [("in_channels", in_channels), ("num_classes", num_classes), ("time_steps", time_steps),
                             ("fc_hidden", fc_hidden), *[("channels", c) for c in channels],
                             *[("blocks", b) for b in blocks]]:
-            _positive_int(name, value)
+            positive_int(name, value)
         self.time_steps = time_steps
         new_neuron = make_neuron(neuron, width, v_threshold, tau)
         self.encode = _conv_unit(in_channels, channels[0], 3, 1, new_neuron, v_threshold)
@@ -447,8 +442,8 @@ class VGGSNN(nn.Module):
             raise ValueError(f"channels needs 4 entries (encode, 3 stages), got {channels!r}")
         for name, value in [("in_channels", in_channels), ("num_classes", num_classes),
                             *[("channels", c) for c in channels]]:
-            _positive_int(name, value)
-        if _positive_int("input_size", input_size) < 16:
+            positive_int(name, value)
+        if positive_int("input_size", input_size) < 16:
             raise ValueError(f"input_size must be >= 16 (four 2x2 poolings), got {input_size}")
         self.input_size = input_size
         new_neuron = make_neuron(neuron, width, v_threshold, tau)
@@ -611,10 +606,10 @@ def membrane_std_table(gammas, taus, *, v_threshold: float = 0.5, beta: float = 
     """
     v_threshold = _real("v_threshold", v_threshold, 0.0)
     beta = _real("beta", beta)
-    n_neurons = _positive_int("n_neurons", n_neurons)
+    n_neurons = positive_int("n_neurons", n_neurons)
     if n_neurons < 2:
         raise ValueError("n_neurons must be >= 2 to estimate a standard deviation")
-    time_steps = _positive_int("time_steps", time_steps)
+    time_steps = positive_int("time_steps", time_steps)
     rng = np.random.default_rng(seed)
     rows = []
     for gamma in gammas:

@@ -73,6 +73,7 @@ import torch
 from spikingjelly.activation_based import base, functional
 from torch import nn
 
+from snnlib.checks import positive_int
 from snnlib.neurons import LIFNode
 from snnlib.surrogate import ArcTan
 
@@ -80,12 +81,6 @@ __all__ = ["GRSNCell", "GRUCore", "LIFCell", "SpikingCore", "make_core", "reset_
 
 CORE_KINDS = ("gru", "lif-tap", "lif-wotap", "grsn-tap", "grsn-wotap")
 """Names understood by `make_core`: the five cores of the paper's comparison."""
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _check_sequence(x_seq, features: int) -> None:
@@ -127,8 +122,8 @@ class GRSNCell(base.MemoryModule):
 
     def __init__(self, input_size: int, hidden_size: int, *, v_threshold: float = 1.0, surrogate_function=None):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
         self.v_threshold = float(v_threshold)
         self.surrogate_function = ArcTan(alpha=2.0) if surrogate_function is None else surrogate_function
         self.forget_gate = nn.Linear(hidden_size, hidden_size)
@@ -189,8 +184,8 @@ class LIFCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, *, v_reset: float | None = 0.0, surrogate_function=None):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
         self.linear_ih = nn.Linear(input_size, hidden_size)
         _uniform_init((self.linear_ih,), hidden_size)
         surrogate = ArcTan(alpha=2.0) if surrogate_function is None else surrogate_function
@@ -226,10 +221,10 @@ class SpikingCore(nn.Module):
             raise ValueError(f"readout must be 'mean' (rate over sub-steps) or 'last', got {readout!r}")
         if not isinstance(reset_each_step, bool):
             raise TypeError(f"reset_each_step must be True or False, got {reset_each_step!r}")
-        _positive_int("num_layers", num_layers)
+        positive_int("num_layers", num_layers)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.neuron_kind, self.paradigm, self.readout = neuron, paradigm, readout
-        self.substeps = 1 if paradigm == "tap" else _positive_int("substeps", substeps)
+        self.substeps = 1 if paradigm == "tap" else positive_int("substeps", substeps)
         self.reset_each_step = reset_each_step
         sizes = [input_size] + [hidden_size] * num_layers
         self.cells = nn.ModuleList(_CELLS[neuron](a, b, **cell_kwargs) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -271,8 +266,8 @@ class GRUCore(base.MemoryModule):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size = _positive_int("input_size", input_size)
-        self.hidden_size = _positive_int("hidden_size", hidden_size)
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
         self.input_map = nn.Linear(input_size, 3 * hidden_size)
         self.hidden_map = nn.Linear(hidden_size, 3 * hidden_size)
         _uniform_init((self.input_map, self.hidden_map), hidden_size)

@@ -77,6 +77,7 @@ from spikingjelly.activation_based import base, functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 
+from snnlib.checks import positive_int
 from snnlib.surrogate import Triangle
 
 __all__ = [
@@ -110,14 +111,6 @@ SPAN_MODES = ("auto", "soft", "hard")
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
 
 
 def _real(name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
@@ -230,10 +223,10 @@ class SkipRecurrentLayer(base.MemoryModule):
         super().__init__()
         if recurrence not in RECURRENCES:
             raise ValueError(f"recurrence must be one of {RECURRENCES}, got {recurrence!r}")
-        self.in_features = _positive_int("in_features", in_features)
-        self.hidden = _positive_int("hidden", hidden)
+        self.in_features = positive_int("in_features", in_features)
+        self.hidden = positive_int("hidden", hidden)
         self.recurrence = recurrence
-        self.span = _positive_int("span", span) if recurrence else 0
+        self.span = positive_int("span", span) if recurrence else 0
         self.input = nn.Linear(self.in_features, self.hidden, bias=_flag("bias", bias))
         p = _real("dropout", dropout, 0.0, 0.99)
         self.dropout = layer.Dropout(p, step_mode="m") if p > 0 else nn.Identity()
@@ -327,19 +320,19 @@ class SkipRecurrentSNN(nn.Module):
         super().__init__()
         if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
             raise TypeError(f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes!r}")
-        sizes = [_positive_int("every hidden size", h) for h in hidden_sizes]
+        sizes = [positive_int("every hidden size", h) for h in hidden_sizes]
         if isinstance(spans, numbers.Integral) and not isinstance(spans, bool):
             spans = [int(spans)] * len(sizes)
         if not isinstance(spans, Sequence) or len(spans) != len(sizes):
             raise ValueError(f"spans must be an int or one int per layer ({len(sizes)}), got {spans!r}")
-        self.input_size = _positive_int("input_size", input_size)
+        self.input_size = positive_int("input_size", input_size)
         self.network_wise = _flag("network_wise", network_wise)
         if network_wise:
             if recurrence != "asrc":
                 raise ValueError("network_wise shares ASRC's span logits: it needs recurrence='asrc'")
             if len(set(spans)) != 1:
                 raise ValueError(f"network_wise needs the same maximum span in every layer, got {list(spans)}")
-            self.alpha = nn.Parameter(torch.zeros(_positive_int("span", spans[0])))
+            self.alpha = nn.Parameter(torch.zeros(positive_int("span", spans[0])))
         shared = self.alpha if network_wise else None
         self.layers = nn.ModuleList()
         width = self.input_size
@@ -349,7 +342,7 @@ class SkipRecurrentSNN(nn.Module):
                 v_threshold=v_threshold, hard_reset=hard_reset, detach_reset=detach_reset, de_tau=de_tau,
                 alpha=shared))
             width = hidden
-        self.readout = nn.Linear(width, _positive_int("classes", classes), bias=_flag("bias", bias))
+        self.readout = nn.Linear(width, positive_int("classes", classes), bias=_flag("bias", bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_sequence(x, self.input_size)
@@ -425,7 +418,7 @@ def make_optimizer(model: nn.Module, *, kind: str = "adam", lr: float = 1e-3, we
 def make_scheduler(optimizer: torch.optim.Optimizer, kind: str | None, epochs: int):
     """The authors' schedulers, stepped once per epoch: "onecycle" (OneCycleLR, every group's
     max_lr its lr, total_steps=epochs), "cos" (CosineAnnealingLR, T_max=epochs) or None."""
-    epochs = _positive_int("epochs", epochs)
+    epochs = positive_int("epochs", epochs)
     if kind is None:
         return None
     if kind == "onecycle":
@@ -481,7 +474,7 @@ def _summed(outputs: torch.Tensor, last: int | None) -> torch.Tensor:
     if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3:
         raise ValueError(f"expected time-first outputs [T, B, classes], got {getattr(outputs, 'shape', outputs)!r}")
     if last is not None:
-        outputs = outputs[-_positive_int("last", last):]
+        outputs = outputs[-positive_int("last", last):]
     return outputs.sum(dim=0)
 
 
@@ -520,7 +513,7 @@ def accuracy_under_noise(model: nn.Module, x: torch.Tensor, labels: torch.Tensor
     """
     if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 3):
         raise ValueError(f"expected a time-first float tensor [T, N, D], got {getattr(x, 'shape', x)!r}")
-    _positive_int("batch_size", batch_size)
+    positive_int("batch_size", batch_size)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype)
     was_training = model.training
     model.eval()
@@ -545,7 +538,7 @@ def accuracy_under_noise(model: nn.Module, x: torch.Tensor, labels: torch.Tensor
 
 def pixel_permutation(seed: int, n_pixels: int = 784) -> torch.Tensor:
     """A fixed random order of the pixels (permuted sequential MNIST), from a seeded torch.Generator."""
-    return torch.randperm(_positive_int("n_pixels", n_pixels), generator=torch.Generator().manual_seed(seed))
+    return torch.randperm(positive_int("n_pixels", n_pixels), generator=torch.Generator().manual_seed(seed))
 
 
 def sequential_mnist(images, permutation: torch.Tensor | None = None) -> torch.Tensor:
@@ -580,10 +573,10 @@ def delayed_cue_task(n_samples: int, delay: int, *, classes: int = 4, cue_steps:
     (`summed_cross_entropy(..., last=recall_steps)`), so the class must be held for `delay` steps.
     Labels are balanced (cycled, then shuffled); everything comes from a numpy Generator(seed).
     """
-    n = _positive_int("n_samples", n_samples)
+    n = positive_int("n_samples", n_samples)
     delay = int(_real("delay", delay, 0))
-    classes, group = _positive_int("classes", classes), _positive_int("channels_per_class", channels_per_class)
-    cue, recall = _positive_int("cue_steps", cue_steps), _positive_int("recall_steps", recall_steps)
+    classes, group = positive_int("classes", classes), positive_int("channels_per_class", channels_per_class)
+    cue, recall = positive_int("cue_steps", cue_steps), positive_int("recall_steps", recall_steps)
     cue_rate, noise_rate = _real("cue_rate", cue_rate, 0, 1), _real("noise_rate", noise_rate, 0, 1)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % classes)

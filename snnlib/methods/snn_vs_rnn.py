@@ -120,6 +120,7 @@ from spikingjelly.activation_based import functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 
+from snnlib.checks import positive_int
 from snnlib import neurons
 from snnlib.surrogate import Rectangle
 
@@ -164,19 +165,11 @@ __all__ = [
 # --------------------------------------------------------------------------- argument checks
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
 def _sizes(name: str, values, allow_empty: bool = False) -> tuple[int, ...]:
     """`values` as a tuple of positive ints, e.g. hidden sizes (512,) or an input shape (2, 32, 32)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"{name} must be a tuple of positive ints such as (512,), got {values!r}")
-    sizes = tuple(_positive_int(f"every entry of {name}", v) for v in values)
+    sizes = tuple(positive_int(f"every entry of {name}", v) for v in values)
     if not sizes and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     return sizes
@@ -202,7 +195,7 @@ def _check_frames(x, in_shape: tuple[int, ...]) -> None:
 
 
 def _odd_kernel(kernel_size) -> int:
-    if _positive_int("kernel_size", kernel_size) % 2 == 0:
+    if positive_int("kernel_size", kernel_size) % 2 == 0:
         raise ValueError(f"kernel_size must be odd so that padding k // 2 keeps the size, got {kernel_size}")
     return int(kernel_size)
 
@@ -409,7 +402,7 @@ class SpikingMLP(_SpikingStack):
                  v_threshold: float = 0.3, lens: float = 0.25):
         super().__init__()
         in_shape = _sizes("in_shape", in_shape)
-        sizes = [math.prod(in_shape), *_sizes("hidden", hidden, allow_empty=True), _positive_int("classes", classes)]
+        sizes = [math.prod(in_shape), *_sizes("hidden", hidden, allow_empty=True), positive_int("classes", classes)]
         modules = [("flatten", nn.Flatten(start_dim=2))]
         for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
             modules += [(f"fc{i}", nn.Linear(n_in, n_out)), (f"lif{i}", HeLIFNode(decay, v_threshold, lens))]
@@ -452,7 +445,7 @@ class SpikingCNN(_SpikingStack):
                 modules += [(f"pool{i}", pool), (f"pool{i}_lif", lif()), (f"pool{i}_drop", nn.Dropout(dropout))]
             c_in = c_out
         height, width = _resolution(in_shape, len(channels))
-        sizes = [c_in * height * width, *_sizes("hidden", hidden, allow_empty=True), _positive_int("classes", classes)]
+        sizes = [c_in * height * width, *_sizes("hidden", hidden, allow_empty=True), positive_int("classes", classes)]
         modules.append(("flatten", nn.Flatten(start_dim=2)))
         for j, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
             modules += [(f"fc{j}", nn.Linear(n_in, n_out)), (f"fc{j}_lif", lif())]
@@ -500,10 +493,10 @@ class RecurrentMLP(nn.Module):
         super().__init__()
         self.in_shape = _sizes("in_shape", in_shape)
         self.cell = _cell_kind(cell)
-        hidden_size = _positive_int("hidden_size", hidden_size)
-        recurrent = _RECURRENT[cell](math.prod(self.in_shape), hidden_size, _positive_int("num_layers", num_layers))
+        hidden_size = positive_int("hidden_size", hidden_size)
+        recurrent = _RECURRENT[cell](math.prod(self.in_shape), hidden_size, positive_int("num_layers", num_layers))
         self.add_module(cell, recurrent)
-        self.readout = nn.Linear(hidden_size, _positive_int("classes", classes))
+        self.readout = nn.Linear(hidden_size, positive_int("classes", classes))
 
     @property
     def recurrent(self) -> nn.RNNBase:
@@ -537,8 +530,8 @@ class _ConvCell(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3):
         super().__init__()
-        self.hidden_channels = _positive_int("hidden_channels", hidden_channels)
-        total = _positive_int("in_channels", in_channels) + self.hidden_channels
+        self.hidden_channels = positive_int("hidden_channels", hidden_channels)
+        total = positive_int("in_channels", in_channels) + self.hidden_channels
         kernel_size = _odd_kernel(kernel_size)
         self.conv = nn.Conv2d(total, self.gates * self.hidden_channels, kernel_size, padding=kernel_size // 2)
 
@@ -614,7 +607,7 @@ class ConvRecurrentNet(nn.Module):
             c_in = c_out
         self.pool = layer.AvgPool2d(2, step_mode="m")
         height, width = _resolution(self.in_shape, len(channels))
-        sizes = [c_in * height * width, *_sizes("hidden", hidden, allow_empty=True), _positive_int("classes", classes)]
+        sizes = [c_in * height * width, *_sizes("hidden", hidden, allow_empty=True), positive_int("classes", classes)]
         for j, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
             self.add_module(f"fc{j}", nn.Linear(n_in, n_out))
         self.num_cells, self.num_fc = len(channels), len(sizes) - 1
@@ -813,7 +806,7 @@ def coarsen_time(frames: torch.Tensor, n_time_bins: int, time_axis: int = 0) -> 
     """
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
-    n_time_bins = _positive_int("n_time_bins", n_time_bins)
+    n_time_bins = positive_int("n_time_bins", n_time_bins)
     steps = frames.shape[time_axis]
     if steps % n_time_bins:
         raise ValueError(
@@ -831,7 +824,7 @@ def pool_frames(frames: torch.Tensor, factor: int, crop: int = 0) -> torch.Tenso
     """
     if not isinstance(frames, torch.Tensor) or frames.dim() < 2:
         raise TypeError(f"frames must be a torch.Tensor [..., H, W], got {getattr(frames, 'shape', frames)!r}")
-    factor = _positive_int("factor", factor)
+    factor = positive_int("factor", factor)
     if isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 0:
         raise ValueError(f"crop must be a non-negative int, got {crop!r}")
     height, width = frames.shape[-2] - 2 * crop, frames.shape[-1] - 2 * crop
@@ -898,7 +891,7 @@ def operation_counts(model: nn.Module, time_steps: int, rates: Sequence[float] |
     rate * dense ops, except the first layer's, counted as MACs unless `binary_input`.
     """
     layers = _synaptic_layers(model)
-    time_steps = _positive_int("time_steps", time_steps)
+    time_steps = positive_int("time_steps", time_steps)
     params = sum(lay.parameters for lay in layers)
     if not is_spiking(model):
         macs = sum(lay.ops_per_step * (1 if lay.once else time_steps) for lay in layers)
