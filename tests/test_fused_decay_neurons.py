@@ -24,16 +24,6 @@ T, B, N_IN, N = 10, 3, 7, 20
 F32, F64 = torch.float32, torch.float64
 
 
-@pytest.fixture(params=["numba", "torch"])
-def backend(request, monkeypatch):
-    """Run the test on the numba kernels, or on the PyTorch loops (numba switched off)."""
-    if request.param == "torch":
-        monkeypatch.setattr(neurons, "_numba_kernels", lambda: None)
-    else:
-        assert neurons._numba_kernels() is not None, "numba is a dependency of snnlib"
-    return request.param
-
-
 class RectangleSpike(torch.autograd.Function):
     """Heaviside forward (strict: u > th, else u >= th); backward 1/width on |u - th| < width / 2."""
 

@@ -26,16 +26,6 @@ T, B, N = 16, 3, 24
 F32, F64 = torch.float32, torch.float64
 
 
-@pytest.fixture(params=["numba", "torch"])
-def backend(request, monkeypatch):
-    """Run the test on the numba kernels, or on the PyTorch loops (numba switched off)."""
-    if request.param == "torch":
-        monkeypatch.setattr(neurons, "_numba_kernels", lambda: None)
-    else:
-        assert neurons._numba_kernels() is not None, "numba is a dependency of snnlib"
-    return request.param
-
-
 def seeded(seed, *shape, dtype=F64):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=F64).to(dtype)
 
