@@ -36,7 +36,7 @@ PYTHON = sys.executable
 CAPTIONS = ".snakemake/captions"
 WORKS = sorted(p.stem for p in Path("notebooks/papers").glob("*.ipynb"))
 TUTORIALS = sorted(p.stem for p in Path("notebooks/tutorials").glob("*.ipynb"))
-BENCHMARKS = sorted(p.stem for p in Path("benchmarks").glob("*.py"))
+BENCHMARKS = sorted(p.stem for p in Path("benchmarks").glob("[!_]*.py"))  # _timing.py is shared code
 RUN_PARAMS = json.dumps({k: config[k] for k in ("profile", "data", "device", "seeds")})
 
 for key in WORKS:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
 import itertools
 import math
@@ -61,7 +62,6 @@ import platform
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ import torch
 from spikingjelly.activation_based import functional, neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
+from _timing import interleaved, package_versions  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
 from snnlib.io import atomic_write, write_json
 from snnlib.plotting import savefig, style
@@ -94,14 +95,18 @@ def tune_malloc() -> bool:
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def snnlib_peer():
-    node = neurons.LIFNode(tau=2.0, decay_input=False, v_threshold=THRESHOLD, v_reset=None)
+def from_reset(node):
+    """run(x): the spikingjelly-style multi-step `node` over x [T, B, N] from a reset state."""
 
     def run(x):
         functional.reset_net(node)
         return node(x)
 
     return run
+
+
+def snnlib_peer():
+    return from_reset(neurons.LIFNode(tau=2.0, decay_input=False, v_threshold=THRESHOLD, v_reset=None))
 
 
 def spikingjelly_peer():
@@ -113,12 +118,7 @@ def spikingjelly_peer():
         surrogate_function=sj_surrogate.ATan(alpha=2.0),
         step_mode="m",
     )
-
-    def run(x):
-        functional.reset_net(node)
-        return node(x)
-
-    return run
+    return from_reset(node)
 
 
 def snntorch_peer():
@@ -236,22 +236,6 @@ def copy_bandwidth(nbytes: int = 2**28, repeats: int = 9) -> float:
     return 2 * nbytes / statistics.median(times)
 
 
-def time_workload(peers: dict, x: torch.Tensor, budget_s: float, min_runs: int, max_runs: int) -> dict:
-    """{peer: [seconds, ...]}: one warm-up each, then interleaved rounds with a rotating order."""
-    names = list(peers)
-    start = time.perf_counter()
-    for name in names:
-        fwd_bwd(peers[name], x)
-    warm = time.perf_counter() - start
-    rounds = max(min_runs, min(max_runs, math.ceil(budget_s / max(warm, 1e-9))))
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            times[name].append(fwd_bwd(peers[name], x))
-        gc.collect()
-    return times
-
-
 def fitted_exponent(frame: pd.DataFrame) -> pd.Series:
     """Slope of log(median time) against log(T) for each peer and (B, N)."""
 
@@ -291,17 +275,6 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         plt.close(fig)
 
 
-def versions() -> dict:
-    names = ["torch", "spikingjelly", "snntorch", "numba", "norse"]
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def measure(workload: tuple[int, int, int], seed: int, budget_s: float, min_runs: int, malloc: bool) -> dict:
     """Time and size one workload (T, B, N) for every peer; run in a fresh process (see `main`)."""
     malloc_tuned = tune_malloc() if malloc else False
@@ -310,7 +283,8 @@ def measure(workload: tuple[int, int, int], seed: int, budget_s: float, min_runs
     steps, batch, size = workload
     generator = torch.Generator().manual_seed(seed * 1_000_003 + steps * 10_007 + batch * 101 + size)
     x = torch.rand(steps, batch, size, generator=generator) * 0.8
-    times = time_workload(peers, x, budget_s, min_runs, max_runs=51)
+    times = interleaved({name: functools.partial(fwd_bwd, run, x) for name, run in peers.items()}, budget_s,
+                        min_runs, max_runs=51)
     rows = []
     for name, run in peers.items():
         saved, rate = saved_for_backward(run, x)
@@ -417,7 +391,7 @@ def main(argv=None) -> pd.DataFrame:
             malloc_tuned=malloc_tuned,
             skipped_peers=skipped,
             skipped_workloads=skipped_workloads,
-            versions=versions(),
+            versions=package_versions(["torch", "spikingjelly", "snntorch", "numba", "norse"]),
             machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
         ),
     )

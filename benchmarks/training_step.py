@@ -51,14 +51,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import gc
-import math
+import functools
 import os
 import platform
-import statistics
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +66,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from _timing import interleaved, package_versions  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
 from snnlib.io import atomic_write, write_json
 from snnlib.methods import adaptive_surrogate as mpd
@@ -236,19 +234,14 @@ def measure(workload: Workload, seed: int, budget_s: float, min_runs: int, max_r
     variants = {"before": False, "after": True}
     models = {name: copy.deepcopy(model) for name in variants}
     optimizers = {name: workload.optimizer(models[name]) for name in variants}
-    start = time.perf_counter()
-    for name, enabled in variants.items():
-        with fused(enabled):
-            training_step(workload, models[name], optimizers[name], batch)
-    warm = time.perf_counter() - start
     fused_calls = count_fused_calls(workload, models["after"], optimizers["after"], batch)
-    rounds = max(min_runs, min(max_runs, math.ceil(budget_s / max(warm, 1e-9))))
-    times = {name: [] for name in variants}
-    for r in range(rounds):
-        for name in (["before", "after"] if r % 2 == 0 else ["after", "before"]):
-            with fused(variants[name]):
-                times[name].append(training_step(workload, models[name], optimizers[name], batch))
-        gc.collect()
+
+    def step(name):
+        with fused(variants[name]):
+            return training_step(workload, models[name], optimizers[name], batch)
+
+    times = interleaved({name: functools.partial(step, name) for name in variants}, budget_s, min_runs, max_runs)
+    rounds = len(times["before"])
     row = dict(work=workload.work, model=workload.model, T=workload.steps, batch=workload.batch,
                uses_fused=fused_calls > 0, fused_calls=fused_calls, rounds=rounds)
     for name in variants:
@@ -286,16 +279,6 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         plt.close(fig)
 
 
-def versions() -> dict:
-    found = {}
-    for name in ["torch", "spikingjelly", "numba", "numpy", "gymnasium"]:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="xu2025 at T = 196, smaller time budget")
@@ -331,7 +314,7 @@ def main(argv=None) -> pd.DataFrame:
                                  "'before' calls (per-step code of every snnlib neuron)",
                           after="fused path on (the default)",
                           step="functional.reset_net, forward, loss, backward, (grad clip), optimizer.step"),
-            versions=versions(),
+            versions=package_versions(["torch", "spikingjelly", "numba", "numpy", "gymnasium"]),
             machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
         ),
     )
