@@ -25,10 +25,13 @@ torch.set_num_threads(2) (snnlib's numba kernels split large layers over as many
 (one untimed run each first), interleaved (each round runs every peer once, the order rotating
 between rounds); the median over rounds is reported with the 25th and 75th percentiles. The
 number of rounds fills a time budget per workload (at least `--min-runs`). Unless
---no-malloc-tuning, glibc's malloc is told (mallopt) to never return memory to the system and
-never to serve a block by a fresh mmap, so a freed [T, B, N] buffer is reused rather than
-faulted in page by page again: fresh pages cost ~1 us per 4 KB on this kind of virtual machine,
-more than the work itself on large layers. It applies to every peer alike; the process of the
+--no-malloc-tuning, each workload process starts with glibc's malloc told (GLIBC_TUNABLES) never
+to serve a block by a fresh mmap and never to return memory to the system, so a freed [T, B, N]
+buffer is reused rather than faulted in page by page again: fresh pages cost ~1-2 us per 4 KB on
+this kind of virtual machine, more than the work itself on large layers (T=1000, B=64, N=4096:
+~0.8 M page faults per step of training, 2-4x the time of the work). The limits must be set at
+process start: mallopt takes an int, and the heap top of the largest workload passes 2 GB, so a
+threshold set by mallopt still returns it. It applies to every peer alike; the process of the
 largest workload then holds ~10 GB, and a workload that would need more than the memory
 available (48 B per neuron-step) is skipped and listed in the JSON. Timings are wall-clock: on
 a machine shared with other jobs they scatter (compare ratios within one run, and its p25/p75).
@@ -41,7 +44,9 @@ neuron-step in float32: forward reads X and writes S and the saved H (12 B), bac
 dL/dS and H and writes dL/dX (12 B). bound_ms = 24 T B N / copy bandwidth, the bandwidth measured
 in the same run as (read + write bytes) / time of copying a 256 MB tensor into a reused one
 (2 threads). ratio_to_bound = median / bound; ratio_to_fastest = median / fastest peer's median.
-t_exponent is the slope of log(time) against log(T) per peer and (B, N), fitted over the T grid.
+t_exponent is the slope of log(time) against log(T) per peer and (B, N), fitted over the T grid;
+t_exponent_tail the same over the two largest T only, where a fixed cost per call (~0.6 ms for
+snnlib: autograd, kernel dispatch) no longer hides how the work itself grows.
 
 Output: results/benchmarks/lif_layer.csv (one row per peer and workload), lif_layer.json beside it
 (settings, versions, bandwidth, what was skipped and why) and figures/benchmarks/lif_layer.png/.pdf.
@@ -51,7 +56,6 @@ Run: python benchmarks/lif_layer.py [--quick]. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import gc
 import itertools
@@ -85,14 +89,16 @@ THREADS = 2
 BETA, THRESHOLD = 0.5, 1.0
 
 
-def tune_malloc() -> bool:
-    """glibc only: keep freed memory in the heap (no trimming, no mmap), so buffers are reused."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+# glibc's malloc: no block served by mmap, no memory returned to the system (see the docstring).
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=" + str(2**62)
+
+
+def malloc_environment(tune: bool) -> bool:
+    """Set GLIBC_TUNABLES for the workload processes spawned after this call; True if glibc will read it."""
+    if not tune or platform.libc_ver()[0] != "glibc":
         return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    os.environ["GLIBC_TUNABLES"] = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES"), MALLOC_TUNABLES]))
+    return True
 
 
 def from_reset(node):
@@ -236,16 +242,17 @@ def copy_bandwidth(nbytes: int = 2**28, repeats: int = 9) -> float:
     return 2 * nbytes / statistics.median(times)
 
 
-def fitted_exponent(frame: pd.DataFrame) -> pd.Series:
-    """Slope of log(median time) against log(T) for each peer and (B, N)."""
+def fitted_exponent(frame: pd.DataFrame, least_steps: int = 0) -> pd.Series:
+    """Slope of log(median time) against log(T) for each peer and (B, N), over the rows with T >= least_steps."""
 
     def slope(group):
+        group = group[group["T"] >= least_steps]
         if group["T"].nunique() < 2:
             return float("nan")
         return float(np.polyfit(np.log(group["T"]), np.log(group["median_ms"]), 1)[0])
 
-    exponents = frame.groupby(["peer", "B", "N"]).apply(slope, include_groups=False).rename("t_exponent")
-    return frame.join(exponents, on=["peer", "B", "N"])["t_exponent"]
+    exponents = frame.groupby(["peer", "B", "N"]).apply(slope, include_groups=False).rename("exponent")
+    return frame.join(exponents, on=["peer", "B", "N"])["exponent"]
 
 
 def plot(frame: pd.DataFrame, path: Path) -> None:
@@ -275,9 +282,8 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
         plt.close(fig)
 
 
-def measure(workload: tuple[int, int, int], seed: int, budget_s: float, min_runs: int, malloc: bool) -> dict:
+def measure(workload: tuple[int, int, int], seed: int, budget_s: float, min_runs: int) -> dict:
     """Time and size one workload (T, B, N) for every peer; run in a fresh process (see `main`)."""
-    malloc_tuned = tune_malloc() if malloc else False
     torch.set_num_threads(THREADS)
     peers, skipped = make_peers()
     steps, batch, size = workload
@@ -306,7 +312,7 @@ def measure(workload: tuple[int, int, int], seed: int, budget_s: float, min_runs
             )
         )
         gc.collect()
-    return dict(rows=rows, skipped=skipped, malloc_tuned=malloc_tuned)
+    return dict(rows=rows, skipped=skipped)
 
 
 def available_memory() -> int:
@@ -336,7 +342,8 @@ def main(argv=None) -> pd.DataFrame:
     torch.set_num_threads(THREADS)
     bandwidth = copy_bandwidth()
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
-    rows, skipped, skipped_workloads, malloc_tuned = [], {}, {}, False
+    rows, skipped, skipped_workloads = [], {}, {}
+    malloc_tuned = malloc_environment(not args.no_malloc_tuning)
     # One fresh process per workload: with malloc tuned, a process keeps the memory it ever used,
     # and the largest workload needs ~10 GB (norse); the peers of one workload share a process.
     spawn = multiprocessing.get_context("spawn")
@@ -349,10 +356,9 @@ def main(argv=None) -> pd.DataFrame:
             print(f"T, B, N = {workload}: skipped, {skipped_workloads[str(workload)]}")
             continue
         with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-            result = pool.submit(measure, workload, args.seed, budget, min_runs, not args.no_malloc_tuning).result()
+            result = pool.submit(measure, workload, args.seed, budget, min_runs).result()
         rows += result["rows"]
         skipped.update(result["skipped"])
-        malloc_tuned = result["malloc_tuned"]
         done = {r["peer"]: round(r["median_ms"], 2) for r in result["rows"]}
         print(f"T, B, N = {workload}: median ms {done}")
 
@@ -362,6 +368,7 @@ def main(argv=None) -> pd.DataFrame:
     frame["ratio_to_fastest"] = frame["median_ms"] / frame.groupby(keys)["median_ms"].transform("min")
     frame["ratio_to_bound"] = frame["median_ms"] / frame["bound_ms"]
     frame["t_exponent"] = fitted_exponent(frame)
+    frame["t_exponent_tail"] = fitted_exponent(frame, least_steps=sorted(grid["T"])[-2])
     csv = Path(args.csv)
     with atomic_write(csv) as handle:
         frame.to_csv(handle, index=False, float_format="%.6g")
