@@ -92,7 +92,8 @@ optionally a surrogate width per time step (a [T] tensor: step t's backward uses
 `snnlib.methods.snn_vs_rnn.HeLIFNode` and `snnlib.methods.adaptive_surrogate.MPDLIFNode` /
 `MPDPLIFNode` call it in multi-step mode. H is also an output of the fused Function, in the graph
 (those modules keep it as their pre-reset membrane u); a gradient w.r.t. it adds to G[t].
-Every fused neuron asks `fused_enabled(surrogate)` first (looked up on this module at each call).
+Every fused neuron asks `fused_enabled(surrogate)` first (looked up on this module at each call);
+the environment variable SNNLIB_FUSED=0 turns the fused path off everywhere.
 The gradient reaches the initial state V[-1] when it requires grad, as in spikingjelly: a state
 carried from the previous multi-step call keeps its graph (truncated BPTT: call
 `functional.detach_net(net)` to cut it). Without grad (eval, torch.no_grad) no H buffer is kept.
@@ -105,6 +106,7 @@ import functools
 import itertools
 import math
 import numbers
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -667,14 +669,19 @@ def _check_sequence(x_seq) -> None:
 
 
 def fused_enabled(surrogate) -> bool:
-    """True if multi-step neurons with this surrogate run fused: a `snnlib.surrogate.SurrogateSpike`.
+    """True if multi-step neurons with this surrogate run fused: a `snnlib.surrogate.SurrogateSpike`,
+    unless the environment variable SNNLIB_FUSED is "0".
 
     Every fused neuron (LIFNode, PLIFNode, IFNode and the method modules' decay-factor neurons) asks
-    this function, through the module attribute, before taking the fused path; replacing
-    `snnlib.neurons.fused_enabled` by `lambda surrogate: False` runs them all on their per-step
-    code (benchmarks/training_step.py does so to time "before").
+    this function, through the module attribute, before taking the fused path. SNNLIB_FUSED=0 runs
+    them all on their per-step code, in this process and in the notebook kernels it starts (to
+    time a whole pipeline "before", or to rule the fused path out when debugging); replacing
+    `snnlib.neurons.fused_enabled` does the same within one process (benchmarks/training_step.py).
     """
-    return isinstance(surrogate, SurrogateSpike)
+    switch = os.environ.get("SNNLIB_FUSED", "1")
+    if switch not in ("0", "1"):
+        raise ValueError(f"SNNLIB_FUSED must be 0 (per-step neurons) or 1 (fused, the default), got {switch!r}")
+    return switch == "1" and isinstance(surrogate, SurrogateSpike)
 
 
 def fused_decay_lif(x_seq, v, beta, v_threshold: float, surrogate, widths=None, keep_h_seq: bool = False):

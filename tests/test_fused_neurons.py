@@ -407,6 +407,23 @@ def test_other_surrogates_fall_back_to_spikingjelly():
     assert s.grad_fn is not None and "Fused" not in type(s.grad_fn).__name__
 
 
+def test_snnlib_fused_0_runs_the_per_step_code_with_the_same_spikes(monkeypatch):
+    kw = dict(tau=2.0, v_threshold=0.5, v_reset=0.0)
+    x = drive(19, "LIF", kw, F32).requires_grad_()
+    fused = neurons.LIFNode(**kw)(x)
+    monkeypatch.setenv("SNNLIB_FUSED", "0")
+    per_step = neurons.LIFNode(**kw)(x)
+    assert "Fused" in type(fused.grad_fn).__name__
+    assert "Fused" not in type(per_step.grad_fn).__name__
+    assert torch.equal(per_step, fused)
+
+
+def test_a_bad_snnlib_fused_value_names_the_allowed_ones(monkeypatch):
+    monkeypatch.setenv("SNNLIB_FUSED", "off")
+    with pytest.raises(ValueError, match=r"SNNLIB_FUSED must be 0 .* or 1 .*got 'off'"):
+        neurons.LIFNode()(torch.ones(3, 2, 4))
+
+
 @pytest.mark.parametrize(
     ("x", "error", "match"),
     [
