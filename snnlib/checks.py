@@ -3,6 +3,7 @@
     positive_int(name, value)                      an int >= 1 (bool refused)
     real(name, value, low, high, *, open_low, open_high)
                                                    a finite float in [low, high]; an open end excludes it
+    flag(name, value)                              True or False (nothing else, not even 0 or 1)
 
 Wrong types raise TypeError and values out of range raise ValueError, each message naming the
 argument, what it must be and what it got.
@@ -11,7 +12,7 @@ argument, what it must be and what it got.
 import math
 import numbers
 
-__all__ = ["positive_int", "real"]
+__all__ = ["flag", "positive_int", "real"]
 
 
 def positive_int(name: str, value) -> int:
@@ -32,6 +33,23 @@ def real(name: str, value, low: float = -math.inf, high: float = math.inf, *, op
     above = value > low if open_low else value >= low
     below = value < high if open_high else value <= high
     if not (math.isfinite(value) and above and below):
-        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
-        raise ValueError(f"{name} must be finite and lie in {interval}, got {value}")
+        raise ValueError(f"{name} must be finite{_interval(low, high, open_low, open_high)}, got {value}")
+    return value
+
+
+def _interval(low: float, high: float, open_low: bool, open_high: bool) -> str:
+    """' and lie in [low, high)', ' and > low', ... for an error message; '' when unbounded."""
+    if math.isinf(low) and math.isinf(high):
+        return ""
+    if math.isinf(high):
+        return f" and {'>' if open_low else '>='} {low}"
+    if math.isinf(low):
+        return f" and {'<' if open_high else '<='} {high}"
+    return f" and lie in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+
+
+def flag(name: str, value) -> bool:
+    """`value` if it is True or False, else a TypeError naming `name`."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
     return value

@@ -26,21 +26,12 @@ Where they would fail (eval mode with track_running_stats=False, no running stat
 layer normalises with the batch statistics, as torch's BatchNorm does.
 """
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
+from snnlib.checks import real
+
 __all__ = ["TDBatchNorm"]
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
 
 
 class TDBatchNorm(nn.modules.batchnorm._NormBase):
@@ -57,10 +48,10 @@ class TDBatchNorm(nn.modules.batchnorm._NormBase):
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int (the number of channels C), got {num_features!r}")
         if momentum is not None:
-            momentum = _positive("momentum (or None for a cumulative average)", momentum)
-        super().__init__(num_features, _positive("eps", eps), momentum, affine, track_running_stats)
-        self.alpha = _positive("alpha", alpha)
-        self.v_threshold = _positive("v_threshold", v_threshold)
+            momentum = real("momentum (or None for a cumulative average)", momentum, 0.0, open_low=True)
+        super().__init__(num_features, real("eps", eps, 0.0, open_low=True), momentum, affine, track_running_stats)
+        self.alpha = real("alpha", alpha, 0.0, open_low=True)
+        self.v_threshold = real("v_threshold", v_threshold, 0.0, open_low=True)
 
     def _check_input_dim(self, x) -> None:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():

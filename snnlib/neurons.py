@@ -105,7 +105,6 @@ surrogate in non-spiking mode fires S = primitive(H - V_th) (smooth), as spiking
 import functools
 import itertools
 import math
-import numbers
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,6 +115,7 @@ import torch
 from spikingjelly.activation_based import base, neuron
 from torch.autograd.function import once_differentiable
 
+from snnlib.checks import flag, real
 from snnlib.surrogate import ArcTan, Rectangle, SurrogateSpike, Triangle
 
 __all__ = [
@@ -131,29 +131,14 @@ __all__ = [
 ]
 
 
-def _real(name: str, value) -> float:
-    """`value` as a finite float, or a TypeError/ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
 def _tau(name: str, value) -> float:
-    tau = _real(name, value)
+    tau = real(name, value)
     if tau <= 1.0:
         raise ValueError(
             f"{name} must be > 1 so that the decay factor 1 - 1/{name} lies in (0, 1), got {value}; "
             f"for a decay factor k use {name} = 1 / (1 - k)"
         )
     return tau
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq) -> dict:
@@ -167,12 +152,12 @@ def _node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mo
     if step_mode not in ("s", "m"):
         raise ValueError(f"step_mode must be 'm' (input [T, B, ...]) or 's' (input [B, ...]), got {step_mode!r}")
     return dict(
-        v_threshold=_real("v_threshold", v_threshold),
-        v_reset=None if v_reset is None else _real("v_reset (a float for hard reset, None for soft)", v_reset),
+        v_threshold=real("v_threshold", v_threshold),
+        v_reset=None if v_reset is None else real("v_reset (a float for hard reset, None for soft)", v_reset),
         surrogate_function=surrogate_function,
-        detach_reset=_flag("detach_reset", detach_reset),
+        detach_reset=flag("detach_reset", detach_reset),
         step_mode=step_mode,
-        store_v_seq=_flag("store_v_seq", store_v_seq),
+        store_v_seq=flag("store_v_seq", store_v_seq),
     )
 
 
@@ -708,12 +693,12 @@ def fused_decay_lif(x_seq, v, beta, v_threshold: float, surrogate, widths=None, 
             f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}; materialise it first"
         )
     if not isinstance(beta, torch.Tensor):
-        beta = torch.tensor(_real("beta", beta), dtype=x_seq.dtype, device=x_seq.device)
+        beta = torch.tensor(real("beta", beta), dtype=x_seq.dtype, device=x_seq.device)
     if beta.dim() != 0 or not beta.is_floating_point():
         raise ValueError(f"beta must be a float or a 0-dim floating tensor, got shape {tuple(beta.shape)}")
     if widths is not None and (not isinstance(widths, torch.Tensor) or widths.shape != x_seq.shape[:1]):
         raise ValueError(f"widths must be a tensor of shape [T] = [{x_seq.shape[0]}], got {widths!r}")
-    dyn = _Dynamics("decay", beta, False, _real("v_threshold", v_threshold), 0.0, False, surrogate, x_seq.dtype,
+    dyn = _Dynamics("decay", beta, False, real("v_threshold", v_threshold), 0.0, False, surrogate, x_seq.dtype,
                     params=widths)
     spikes, v, h, _ = _run(dyn, x_seq, v, beta, False, keep_h_seq)
     return spikes, v, h
@@ -791,7 +776,7 @@ class LIFNode(_FusedMultiStep, neuron.LIFNode):
     ):
         super().__init__(
             tau=_tau("tau", tau),
-            decay_input=_flag("decay_input", decay_input),
+            decay_input=flag("decay_input", decay_input),
             **_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq),
         )
 
@@ -820,7 +805,7 @@ class PLIFNode(_FusedMultiStep, neuron.ParametricLIFNode):
     ):
         super().__init__(
             init_tau=_tau("init_tau", init_tau),
-            decay_input=_flag("decay_input", decay_input),
+            decay_input=flag("decay_input", decay_input),
             **_node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq),
         )
 
@@ -868,7 +853,7 @@ class LeakyMultiStep(base.MemoryModule):
         if step_mode not in ("s", "m"):
             raise ValueError(f"step_mode must be 'm' (input [T, B, ...]) or 's' (input [B, ...]), got {step_mode!r}")
         self.leaky = leaky
-        self.store_mem_seq = _flag("store_mem_seq", store_mem_seq)
+        self.store_mem_seq = flag("store_mem_seq", store_mem_seq)
         self.step_mode = step_mode
         self.register_memory("mem", 0.0)
         self.register_memory("mem_seq", None)
@@ -955,7 +940,7 @@ class LeakyEquivalence:
 
 
 def _positive_threshold(value) -> float:
-    threshold = _real("threshold", value)
+    threshold = real("threshold", value)
     if threshold <= 0:
         raise ValueError(f"the LIF/Leaky mapping needs a positive threshold, got {value}")
     return threshold
@@ -974,12 +959,12 @@ def leaky_for_lif(
     which no Leaky setting reproduces.
     """
     tau = _tau("tau", tau)
-    if v_reset is not None and _real("v_reset", v_reset) != 0.0:
+    if v_reset is not None and real("v_reset", v_reset) != 0.0:
         raise ValueError(
             f"snntorch's Leaky starts at and resets to 0, so v_reset={v_reset} has no match; use v_reset=0.0 or None"
         )
     soft = v_reset is None
-    key = (soft, _flag("detach_reset", detach_reset))
+    key = (soft, flag("detach_reset", detach_reset))
     if key not in _MATCHES:
         raise ValueError(
             "a soft reset with detach_reset=True has no snntorch Leaky match: reset_delay=False keeps the "
@@ -988,7 +973,7 @@ def leaky_for_lif(
     reset_mechanism, reset_delay, pre_reset = _MATCHES[key]
     return LeakyEquivalence(
         tau=tau,
-        decay_input=_flag("decay_input", decay_input),
+        decay_input=flag("decay_input", decay_input),
         v_reset=None if soft else 0.0,
         detach_reset=detach_reset,
         beta=1.0 - 1.0 / tau,
@@ -1012,11 +997,11 @@ def lif_for_leaky(
     neuron: use IFNode), for reset_mechanism "none", and for "subtract" with reset_delay=True,
     which no spikingjelly LIF reproduces.
     """
-    beta = _real("beta", beta)
+    beta = real("beta", beta)
     if not 0.0 < beta < 1.0:
         raise ValueError(f"beta must lie in (0, 1) for a leaky neuron, got {beta}; beta = 1 is IFNode")
     matches = {(mechanism, delay): key for key, (mechanism, delay, _) in _MATCHES.items()}
-    if (reset_mechanism, _flag("reset_delay", reset_delay)) not in matches:
+    if (reset_mechanism, flag("reset_delay", reset_delay)) not in matches:
         raise ValueError(
             f"snntorch's Leaky with reset_mechanism={reset_mechanism!r}, reset_delay={reset_delay} has no spikingjelly "
             "LIF match: 'subtract' with reset_delay=True subtracts the threshold after the leak, 'none' never "

@@ -39,10 +39,11 @@ g(x) instead.
 """
 
 import math
-import numbers
 
 import torch
 from spikingjelly.activation_based.surrogate import SurrogateFunctionBase
+
+from snnlib.checks import real
 
 __all__ = ["ArcTan", "Rectangle", "Sigmoid", "SurrogateSpike", "Triangle", "heaviside"]
 
@@ -82,14 +83,10 @@ class _PositiveParameter:
         return self if obj is None else obj.__dict__[self.name]
 
     def __set__(self, obj, value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(
-                f"{self.name} must be a real number, got {type(value).__name__}; "
-                f"convert a tensor with float(...) first"
-            )
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{self.name} must be finite and > 0, got {value}")
-        obj.__dict__[self.name] = float(value)
+        try:
+            obj.__dict__[self.name] = real(self.name, value, 0.0, open_low=True)
+        except TypeError as error:
+            raise TypeError(f"{error}; convert a tensor with float(...) first") from None
 
 
 class SurrogateSpike(SurrogateFunctionBase):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from snnlib.checks import positive_int, real
+from snnlib.checks import flag, positive_int, real
 
 
 def test_positive_int_accepts_integers_and_refuses_the_rest():
@@ -41,3 +41,24 @@ def test_real_refuses_non_numbers_and_bools():
         with pytest.raises(TypeError, match="tau must be a real number"):
             real("tau", value)
     assert type(real("tau", np.float32(0.5))) is float
+
+
+@pytest.mark.parametrize(
+    "kwargs, value, message",
+    [
+        ({}, math.nan, "tau must be finite, got nan"),
+        ({"low": 0.0, "open_low": True}, 0.0, "tau must be finite and > 0.0, got 0.0"),
+        ({"high": 1.0}, 2.0, "tau must be finite and <= 1.0, got 2.0"),
+        ({"low": 0, "high": 4, "open_high": True}, 4, r"tau must be finite and lie in \[0, 4\), got 4.0"),
+    ],
+)
+def test_real_states_the_interval_it_wanted(kwargs, value, message):
+    with pytest.raises(ValueError, match=message):
+        real("tau", value, **kwargs)
+
+
+def test_flag_accepts_only_bools():
+    assert flag("bias", True) is True and flag("bias", False) is False
+    for value in (1, 0, "yes", None):
+        with pytest.raises(TypeError, match="bias must be True or False"):
+            flag("bias", value)

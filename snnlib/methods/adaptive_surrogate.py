@@ -82,7 +82,6 @@ Where this module follows the authors' code rather than the paper, or departs fr
 
 import copy
 import math
-import numbers
 import re
 from typing import Callable, Mapping
 
@@ -93,7 +92,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base, functional, layer
 from torch import nn
 
-from snnlib.checks import positive_int
+from snnlib.checks import flag, positive_int, real
 from snnlib import neurons
 from snnlib.layers import TDBatchNorm
 from snnlib.metrics import _HookedCounter
@@ -122,24 +121,13 @@ __all__ = [
 # --------------------------------------------------------------------------- checks
 
 
-def _real(name: str, value, low: float | None = None, high: float | None = None) -> float:
-    """`value` as a finite float inside the open interval (low, high), or a TypeError/ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or (low is not None and value <= low) or (high is not None and value >= high):
-        bounds = f"in ({low}, {high})" if high is not None else f"> {low}"
-        raise ValueError(f"{name} must be finite{'' if low is None else ' and ' + bounds}, got {value}")
-    return value
-
-
-def _as_tensor(name: str, value, low: float, high: float | None = None) -> torch.Tensor:
+def _as_tensor(name: str, value, low: float, high: float = math.inf) -> torch.Tensor:
     """A number in (low, high) or a one-element floating tensor (taken as it is) as a detached 0-dim tensor."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or not value.is_floating_point():
             raise ValueError(f"{name} must be a floating-point scalar (0-dim tensor), got shape {tuple(value.shape)}")
         return value.detach().reshape(())
-    return torch.tensor(_real(name, value, low, high), dtype=torch.float32)
+    return torch.tensor(real(name, value, low, high, open_low=True, open_high=True), dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------- the width rule
@@ -156,7 +144,7 @@ def mpd_width(gamma_mean, tau, v_threshold: float, t: int) -> torch.Tensor:
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
         raise ValueError(f"t must be a time step index >= 0, got {t!r}")
     gamma = _as_tensor("gamma_mean", gamma_mean, 0.0)
-    v_threshold = _real("v_threshold", v_threshold, 0.0)
+    v_threshold = real("v_threshold", v_threshold, 0.0, open_low=True)
     if t == 0:
         return 2.0 * gamma * v_threshold
     tau = _as_tensor("tau (the decay factor)", tau, 0.0, 1.0).to(gamma.device)
@@ -187,11 +175,9 @@ class _MPDNode(base.MemoryModule):
 
     def __init__(self, v_threshold: float, width: float | None, store_u_seq: bool):
         super().__init__()
-        self.v_threshold = _real("v_threshold", v_threshold, 0.0)
-        self.width = None if width is None else _real("width (None for the adaptive MPD-AGL width)", width, 0.0)
-        if not isinstance(store_u_seq, bool):
-            raise TypeError(f"store_u_seq must be True or False, got {store_u_seq!r}")
-        self.store_u_seq = store_u_seq
+        self.v_threshold = real("v_threshold", v_threshold, 0.0, open_low=True)
+        self.width = None if width is None else real("width (None for the adaptive MPD-AGL width)", width, 0.0, open_low=True)
+        self.store_u_seq = flag("store_u_seq", store_u_seq)
         self.step_mode = "m"
         self.register_memory("v", 0.0)
         self.register_memory("u_seq", None)
@@ -271,7 +257,7 @@ class MPDLIFNode(_MPDNode):
     def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, width: float | None = None,
                  store_u_seq: bool = False):
         super().__init__(v_threshold, width, store_u_seq)
-        self.tau = _real("tau (the decay factor)", tau, 0.0, 1.0)
+        self.tau = real("tau (the decay factor)", tau, 0.0, 1.0, open_low=True, open_high=True)
 
     def decay(self) -> torch.Tensor:
         return torch.tensor(self.tau, dtype=torch.float32)
@@ -290,7 +276,7 @@ class MPDPLIFNode(_MPDNode):
     def __init__(self, init_tau: float = 0.2, v_threshold: float = 0.5, width: float | None = None,
                  store_u_seq: bool = False):
         super().__init__(v_threshold, width, store_u_seq)
-        init_tau = _real("init_tau (the initial decay factor)", init_tau, 0.0, 1.0)
+        init_tau = real("init_tau (the initial decay factor)", init_tau, 0.0, 1.0, open_low=True, open_high=True)
         self.w = nn.Parameter(torch.tensor(-math.log(1.0 / init_tau - 1.0), dtype=torch.float32))
 
     def decay(self) -> torch.Tensor:
@@ -311,10 +297,10 @@ def make_neuron(kind: str = "plif", width: float | None = None, v_threshold: flo
     """
     if kind not in NEURONS:
         raise ValueError(f"neuron kind must be one of {sorted(NEURONS)}, got {kind!r}")
-    _real("tau", tau, 0.0, 1.0)
-    _real("v_threshold", v_threshold, 0.0)
+    real("tau", tau, 0.0, 1.0, open_low=True, open_high=True)
+    real("v_threshold", v_threshold, 0.0, open_low=True)
     if width is not None:
-        _real("width (None for the adaptive MPD-AGL width)", width, 0.0)
+        real("width (None for the adaptive MPD-AGL width)", width, 0.0, open_low=True)
     return lambda: NEURONS[kind](tau, v_threshold, width)
 
 
@@ -604,8 +590,8 @@ def membrane_std_table(gammas, taus, *, v_threshold: float = 0.5, beta: float = 
         std_error   the standard error of `empirical`, approximately empirical / sqrt(2 (n - 1)).
     Randomness comes from numpy's `default_rng(seed)`.
     """
-    v_threshold = _real("v_threshold", v_threshold, 0.0)
-    beta = _real("beta", beta)
+    v_threshold = real("v_threshold", v_threshold, 0.0, open_low=True)
+    beta = real("beta", beta)
     n_neurons = positive_int("n_neurons", n_neurons)
     if n_neurons < 2:
         raise ValueError("n_neurons must be >= 2 to estimate a standard deviation")
@@ -613,9 +599,9 @@ def membrane_std_table(gammas, taus, *, v_threshold: float = 0.5, beta: float = 
     rng = np.random.default_rng(seed)
     rows = []
     for gamma in gammas:
-        sigma = _real("gamma", gamma, 0.0) * v_threshold
+        sigma = real("gamma", gamma, 0.0, open_low=True) * v_threshold
         for tau in taus:
-            tau = _real("tau", tau, 0.0, 1.0)
+            tau = real("tau", tau, 0.0, 1.0, open_low=True, open_high=True)
             currents = rng.normal(beta, sigma, size=(time_steps, n_neurons))
             u = np.zeros(n_neurons)
             for t in range(time_steps):

@@ -73,7 +73,7 @@ import torch
 from spikingjelly.activation_based import base, functional
 from torch import nn
 
-from snnlib.checks import positive_int
+from snnlib.checks import flag, positive_int
 from snnlib.neurons import LIFNode
 from snnlib.surrogate import ArcTan
 
@@ -219,8 +219,7 @@ class SpikingCore(nn.Module):
             raise ValueError(f"paradigm must be 'tap' (one update per env step) or 'wotap', got {paradigm!r}")
         if readout not in ("mean", "last"):
             raise ValueError(f"readout must be 'mean' (rate over sub-steps) or 'last', got {readout!r}")
-        if not isinstance(reset_each_step, bool):
-            raise TypeError(f"reset_each_step must be True or False, got {reset_each_step!r}")
+        flag("reset_each_step", reset_each_step)
         positive_int("num_layers", num_layers)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.neuron_kind, self.paradigm, self.readout = neuron, paradigm, readout

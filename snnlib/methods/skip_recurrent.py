@@ -66,7 +66,6 @@ Departures, and why:
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 from typing import Iterator, Mapping, Sequence
 
@@ -77,7 +76,7 @@ from spikingjelly.activation_based import base, functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 
-from snnlib.checks import positive_int
+from snnlib.checks import flag, positive_int, real
 from snnlib.surrogate import Triangle
 
 __all__ = [
@@ -111,20 +110,6 @@ SPAN_MODES = ("auto", "soft", "hard")
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _real(name: str, value, low: float = -math.inf, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be finite and lie in [{low}, {high}], got {value}")
-    return float(value)
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _check_sequence(x, features: int) -> None:
@@ -186,13 +171,13 @@ class SkipLIFNode(SimpleBaseNode):
     def __init__(self, decay: float = 0.5, v_threshold: float = 1.0, hard_reset: bool = False,
                  detach_reset: bool = False):
         super().__init__(
-            v_threshold=_real("v_threshold", v_threshold),
-            v_reset=0.0 if _flag("hard_reset", hard_reset) else None,
+            v_threshold=real("v_threshold", v_threshold),
+            v_reset=0.0 if flag("hard_reset", hard_reset) else None,
             surrogate_function=Triangle(width=2.0),
-            detach_reset=_flag("detach_reset", detach_reset),
+            detach_reset=flag("detach_reset", detach_reset),
             step_mode="s",
         )
-        self.decay = _real("decay", decay, 0.0, 1.0)
+        self.decay = real("decay", decay, 0.0, 1.0)
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
         self.v = self.v * self.decay + x
@@ -227,8 +212,8 @@ class SkipRecurrentLayer(base.MemoryModule):
         self.hidden = positive_int("hidden", hidden)
         self.recurrence = recurrence
         self.span = positive_int("span", span) if recurrence else 0
-        self.input = nn.Linear(self.in_features, self.hidden, bias=_flag("bias", bias))
-        p = _real("dropout", dropout, 0.0, 0.99)
+        self.input = nn.Linear(self.in_features, self.hidden, bias=flag("bias", bias))
+        p = real("dropout", dropout, 0.0, 0.99)
         self.dropout = layer.Dropout(p, step_mode="m") if p > 0 else nn.Identity()
         self.neuron = SkipLIFNode(decay, v_threshold, hard_reset, detach_reset)
         self.span_mode = "auto"
@@ -236,7 +221,7 @@ class SkipRecurrentLayer(base.MemoryModule):
             self.recurrent = nn.Linear(self.hidden, self.hidden, bias=False)
             nn.init.orthogonal_(self.recurrent.weight, gain=1.0)
         if recurrence == "asrc":
-            self.de_tau = _real("de_tau", de_tau, 0.0, 1.0)
+            self.de_tau = real("de_tau", de_tau, 0.0, 1.0)
             if alpha is None:
                 alpha = nn.Parameter(torch.zeros(self.span))
             elif not isinstance(alpha, nn.Parameter) or tuple(alpha.shape) != (self.span,):
@@ -326,7 +311,7 @@ class SkipRecurrentSNN(nn.Module):
         if not isinstance(spans, Sequence) or len(spans) != len(sizes):
             raise ValueError(f"spans must be an int or one int per layer ({len(sizes)}), got {spans!r}")
         self.input_size = positive_int("input_size", input_size)
-        self.network_wise = _flag("network_wise", network_wise)
+        self.network_wise = flag("network_wise", network_wise)
         if network_wise:
             if recurrence != "asrc":
                 raise ValueError("network_wise shares ASRC's span logits: it needs recurrence='asrc'")
@@ -342,7 +327,7 @@ class SkipRecurrentSNN(nn.Module):
                 v_threshold=v_threshold, hard_reset=hard_reset, detach_reset=detach_reset, de_tau=de_tau,
                 alpha=shared))
             width = hidden
-        self.readout = nn.Linear(width, positive_int("classes", classes), bias=_flag("bias", bias))
+        self.readout = nn.Linear(width, positive_int("classes", classes), bias=flag("bias", bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_sequence(x, self.input_size)
@@ -409,9 +394,9 @@ def make_optimizer(model: nn.Module, *, kind: str = "adam", lr: float = 1e-3, we
         raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
     spans = span_parameters(model)
     weights = [p for p in model.parameters() if all(p is not a for a in spans)]
-    groups = [{"params": weights, "lr": _real("lr", lr, 0.0), "weight_decay": _real("weight_decay", weight_decay, 0.0)}]
+    groups = [{"params": weights, "lr": real("lr", lr, 0.0), "weight_decay": real("weight_decay", weight_decay, 0.0)}]
     if spans:
-        groups.append({"params": spans, "lr": _real("lr_skip", lr_skip, 0.0), "weight_decay": 0.0})
+        groups.append({"params": spans, "lr": real("lr_skip", lr_skip, 0.0), "weight_decay": 0.0})
     return classes[kind](groups)
 
 
@@ -520,7 +505,7 @@ def accuracy_under_noise(model: nn.Module, x: torch.Tensor, labels: torch.Tensor
     results = []
     try:
         for sigma in sigmas:
-            noisy = x + _real("sigma", sigma, 0.0) * noise
+            noisy = x + real("sigma", sigma, 0.0) * noise
             correct = 0.0
             for start in range(0, x.shape[1], batch_size):
                 functional.reset_net(model)
@@ -574,10 +559,10 @@ def delayed_cue_task(n_samples: int, delay: int, *, classes: int = 4, cue_steps:
     Labels are balanced (cycled, then shuffled); everything comes from a numpy Generator(seed).
     """
     n = positive_int("n_samples", n_samples)
-    delay = int(_real("delay", delay, 0))
+    delay = int(real("delay", delay, 0))
     classes, group = positive_int("classes", classes), positive_int("channels_per_class", channels_per_class)
     cue, recall = positive_int("cue_steps", cue_steps), positive_int("recall_steps", recall_steps)
-    cue_rate, noise_rate = _real("cue_rate", cue_rate, 0, 1), _real("noise_rate", noise_rate, 0, 1)
+    cue_rate, noise_rate = real("cue_rate", cue_rate, 0, 1), real("noise_rate", noise_rate, 0, 1)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % classes)
     steps, channels = cue + delay + recall, (classes + 1) * group

@@ -120,7 +120,7 @@ from spikingjelly.activation_based import functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 
-from snnlib.checks import positive_int
+from snnlib.checks import flag, positive_int, real
 from snnlib import neurons
 from snnlib.surrogate import Rectangle
 
@@ -173,15 +173,6 @@ def _sizes(name: str, values, allow_empty: bool = False) -> tuple[int, ...]:
     if not sizes and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     return sizes
-
-
-def _real(name: str, value, low: float = -math.inf, high: float = math.inf, high_open: bool = False) -> float:
-    """`value` as a float in [low, high] (or [low, high) if `high_open`), else a TypeError/ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and low <= value and (value < high if high_open else value <= high)):
-        raise ValueError(f"{name} must be finite and lie in [{low}, {high}{')' if high_open else ']'}, got {value}")
-    return float(value)
 
 
 def _check_frames(x, in_shape: tuple[int, ...]) -> None:
@@ -299,18 +290,17 @@ class HeLIFNode(SimpleBaseNode):
         step_mode: str = "m",
         store_u_seq: bool = False,
     ):
-        if not isinstance(store_u_seq, bool):
-            raise TypeError(f"store_u_seq must be True or False, got {store_u_seq!r}")
-        if _real("lens", lens, 0.0) == 0.0:
+        flag("store_u_seq", store_u_seq)
+        if real("lens", lens, 0.0) == 0.0:
             raise ValueError("lens, the half-width of the surrogate window, must be > 0")
         super().__init__(
-            v_threshold=_real("v_threshold", v_threshold),
+            v_threshold=real("v_threshold", v_threshold),
             v_reset=0.0,
             surrogate_function=Rectangle(width=2 * float(lens), strict=True),
             detach_reset=False,
         )
         self.step_mode = step_mode
-        self.decay = _real("decay", decay, 0.0, 1.0)
+        self.decay = real("decay", decay, 0.0, 1.0)
         self.store_u_seq = store_u_seq
         self.register_memory("u", None)
         self.register_memory("u_seq", None)
@@ -432,7 +422,7 @@ class SpikingCNN(_SpikingStack):
                  lens: float = 0.5):
         super().__init__()
         in_shape, channels, kernel_size = _conv_geometry(in_shape, channels, kernel_size)
-        dropout = _real("dropout", dropout, 0.0, 1.0, high_open=True)
+        dropout = real("dropout", dropout, 0.0, 1.0, open_high=True)
         lif = partial(HeLIFNode, decay, v_threshold, lens)
         modules, c_in = [], in_shape[0]
         for i, c_out in enumerate(channels):
@@ -901,7 +891,7 @@ def operation_counts(model: nn.Module, time_steps: int, rates: Sequence[float] |
             f"an SNN needs one input rate per synaptic layer ({len(layers)}: {[lay.name for lay in layers]}), "
             f"got {rates!r}; measure them with input_rates(model, x)"
         )
-    rates = [_real("each rate (a fraction of nonzero inputs)", r, 0.0, 1.0) for r in rates]
+    rates = [real("each rate (a fraction of nonzero inputs)", r, 0.0, 1.0) for r in rates]
     ops = [time_steps * r * lay.ops_per_step for r, lay in zip(rates, layers)]
     if binary_input:
         return {"params": params, "MACs": 0.0, "ACs": sum(ops)}
