@@ -117,8 +117,14 @@ def _pick_modules(
     return picked
 
 
-class _HookedCounter:
-    """Registers a forward hook on each chosen module while used as a context manager."""
+class HookedMonitor:
+    """Base class of the monitors: a forward hook on each chosen module while used as a context manager.
+
+    `modules` maps each watched module to its name. After every forward call of a watched module
+    inside the `with` block, `record(name, module, args, output)` runs under torch.no_grad();
+    a subclass overrides it to count what it needs (FiringRateMonitor, SynapticOperationCounter,
+    snnlib.methods.adaptive_surrogate.GradientWindowMonitor). Leaving the block removes the hooks.
+    """
 
     def __init__(self, modules: dict[nn.Module, str]):
         self._modules = modules
@@ -138,18 +144,18 @@ class _HookedCounter:
     def _make_hook(self, name: str):
         def hook(module, args, output):
             with torch.no_grad():
-                self._record(name, module, args, output)
+                self.record(name, module, args, output)
 
         return hook
 
-    def _record(self, name, module, args, output):  # pragma: no cover - abstract
+    def record(self, name, module, args, output):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- firing rates
 
 
-class FiringRateMonitor(_HookedCounter):
+class FiringRateMonitor(HookedMonitor):
     """Mean firing rate of every spiking layer while the monitor is active.
 
     Watches every spikingjelly ``neuron.BaseNode`` in ``model`` plus any module in
@@ -180,7 +186,7 @@ class FiringRateMonitor(_HookedCounter):
         self._step_spikes: dict[str, torch.Tensor] = {}
         self._step_slots: dict[str, torch.Tensor] = {}
 
-    def _record(self, name, module, args, output):
+    def record(self, name, module, args, output):
         spikes = output[0] if isinstance(output, (tuple, list)) else output
         spikes = spikes.detach().double()
         single_step = getattr(module, "step_mode", "m") == "s"
@@ -274,7 +280,7 @@ def _conv_ops(layer: nn.modules.conv._ConvNd, x: torch.Tensor) -> tuple[int, int
     return int(effective), int(dense.sum(dtype=torch.float64))
 
 
-class SynapticOperationCounter(_HookedCounter):
+class SynapticOperationCounter(HookedMonitor):
     """Counts NeuroBench synaptic operations of every connection layer while active.
 
     ``layers``: the layers to count (default: every instance of :data:`CONNECTION_LAYERS` in
@@ -308,7 +314,7 @@ class SynapticOperationCounter(_HookedCounter):
         """Forget everything counted so far."""
         self._counts: dict[str, dict[str, int]] = {}
 
-    def _record(self, name, module, args, output):
+    def record(self, name, module, args, output):
         x = args[0]
         counter = _linear_ops if isinstance(module, nn.Linear) else _conv_ops
         effective, dense = counter(module, x)
@@ -394,6 +400,7 @@ __all__ = [
     "CONNECTION_LAYERS",
     "accuracy",
     "FiringRateMonitor",
+    "HookedMonitor",
     "firing_rates",
     "is_spike_tensor",
     "SynapticOperationCounter",

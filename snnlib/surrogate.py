@@ -45,7 +45,7 @@ from spikingjelly.activation_based.surrogate import SurrogateFunctionBase
 
 from snnlib.checks import real
 
-__all__ = ["ArcTan", "Rectangle", "Sigmoid", "SurrogateSpike", "Triangle", "heaviside"]
+__all__ = ["ArcTan", "Rectangle", "Sigmoid", "SurrogateSpike", "Triangle", "heaviside", "surrogate_spike"]
 
 
 def heaviside(x: torch.Tensor, strict: bool = False) -> torch.Tensor:
@@ -71,6 +71,17 @@ class _SpikeWithSurrogate(torch.autograd.Function):
     def backward(ctx, grad_output):
         (x,) = ctx.saved_tensors
         return grad_output * ctx.derivative(x, ctx.param), None, None, None
+
+
+def surrogate_spike(x: torch.Tensor, derivative, param, strict: bool = False) -> torch.Tensor:
+    """heaviside(x, strict) forward; backward, dS/dx = derivative(x, param).
+
+    The functional form of the `SurrogateSpike` modules, for a shape parameter that changes from
+    call to call (e.g. one width per time step): `derivative` is any g'(x, param), such as
+    `Rectangle.derivative`; `param` is a float, or a tensor that is not changed in place before
+    the backward pass (the backward reads it then).
+    """
+    return _SpikeWithSurrogate.apply(x, derivative, param, strict)
 
 
 class _PositiveParameter:
@@ -121,7 +132,7 @@ class SurrogateSpike(SurrogateFunctionBase):
             raise TypeError(f"{type(self).__name__} expects a floating-point tensor, got {_describe(x)}")
         param = getattr(self, self.param_name)
         if self.spiking:
-            return _SpikeWithSurrogate.apply(x, self.derivative, param, self.strict)
+            return surrogate_spike(x, self.derivative, param, self.strict)
         return self.primitive(x, param)
 
     def extra_repr(self) -> str:

@@ -218,3 +218,13 @@ def test_strict_must_be_a_bool_and_shows_in_repr():
         sg.Rectangle(0.5, strict=1)
     assert "strict=True" in repr(sg.Rectangle(0.5, strict=True))
     assert "strict=False" in repr(sg.ArcTan())
+
+
+def test_surrogate_spike_is_a_step_forward_and_the_given_derivative_backward():
+    x = torch.tensor([-0.3, 0.0, 0.2, 0.6], requires_grad=True)
+    s = sg.surrogate_spike(x, sg.Rectangle.derivative, 1.0)
+    s.sum().backward()
+    assert torch.equal(s, torch.tensor([0.0, 1.0, 1.0, 1.0]))
+    assert torch.equal(x.grad, torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    strict = sg.surrogate_spike(x.detach(), sg.Rectangle.derivative, 1.0, strict=True)
+    assert torch.equal(strict, torch.tensor([0.0, 0.0, 1.0, 1.0]))

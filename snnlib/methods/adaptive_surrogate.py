@@ -95,8 +95,8 @@ from torch import nn
 from snnlib.checks import flag, positive_int, real
 from snnlib import neurons
 from snnlib.layers import TDBatchNorm
-from snnlib.metrics import _HookedCounter
-from snnlib.surrogate import Rectangle, _SpikeWithSurrogate
+from snnlib.metrics import HookedMonitor
+from snnlib.surrogate import Rectangle, surrogate_spike
 from snnlib.training import fit, make_loader, resolve_device, seed_everything
 
 __all__ = [
@@ -232,7 +232,7 @@ class _MPDNode(base.MemoryModule):
         v, spikes, membranes = self.v, [], []
         for t, x in enumerate(x_seq):  # iterating unbinds: indexing x_seq[t] would make the backward O(T^2)
             u = tau * v + x
-            s = _SpikeWithSurrogate.apply(u - self.v_threshold, Rectangle.derivative, widths[t], False)
+            s = surrogate_spike(u - self.v_threshold, Rectangle.derivative, widths[t])
             v = u * (1.0 - s)
             spikes.append(s)
             membranes.append(u.detach())
@@ -494,7 +494,7 @@ def _mpd_neurons(model: nn.Module) -> dict[nn.Module, str]:
     return {module: name for name, module in model.named_modules() if isinstance(module, _MPDNode)}
 
 
-class GradientWindowMonitor(_HookedCounter):
+class GradientWindowMonitor(HookedMonitor):
     """Fraction of neurons in the gradient-available interval |u - V_th| < w/2, per layer and step.
 
     Watches every MPD neuron of `model` while used as a context manager (it turns their
@@ -533,7 +533,7 @@ class GradientWindowMonitor(_HookedCounter):
             module.store_u_seq = stored
         return super().__exit__(*exc_info)
 
-    def _record(self, name, module, args, output):
+    def record(self, name, module, args, output):
         if self.training_only and not module.training:
             return
         u = module.u_seq.flatten(1)
