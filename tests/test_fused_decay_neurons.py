@@ -95,6 +95,20 @@ def assert_truncated_by_detach_net(node, x):
     torch.testing.assert_close(g_cut[T:], g_kept[T:], rtol=1e-12, atol=1e-12)
 
 
+def assert_paths_agree(monkeypatch, run, names):
+    """run() -> (spikes, membranes, gradients) on the fused path and on the per-step code (SNNLIB_FUSED=0):
+    each path is the one asked for, spikes and membranes are bit-identical, the gradients (named by
+    `names`) agree within assert_close_relative's tolerance."""
+    results = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("SNNLIB_FUSED", switch)
+        results.append(run())
+        assert ("Fused" in type(results[-1][0].grad_fn).__name__) == (switch == "1")
+    (s_fused, u_fused, g_fused), (s_step, u_step, g_step) = results
+    assert torch.equal(s_fused, s_step) and torch.equal(u_fused, u_step)
+    assert_close_relative(g_fused, g_step, names)
+
+
 # --------------------------------------------------------------------------- He et al. 2020
 
 
@@ -144,18 +158,16 @@ def test_he_lif_state_carries_over_calls_and_resets(backend):
 
 
 def test_he_lif_fused_and_per_step_paths_agree(monkeypatch):
-    """The per-step code (what runs with fused_enabled False: benchmarks' "before") gives the same result."""
+    """The per-step code (what runs with SNNLIB_FUSED=0: benchmarks' "before") gives the same result."""
     inputs, weight, at_threshold, w_s, w_u = problem(3, F32, 0.3)
-    results = []
-    for fused in (True, False):
-        monkeypatch.setattr(neurons, "fused_enabled", lambda surrogate, fused=fused: fused)
+
+    def run():
         node = he.HeLIFNode(store_u_seq=True)
         spikes = node(current(inputs, weight, at_threshold, 0.3))
-        assert ("Fused" in type(spikes.grad_fn).__name__) == fused
         grads = torch.autograd.grad(loss_of(spikes, node.u_seq, node.v, w_s, w_u), [weight])
-        results.append((spikes, node.u_seq.detach(), grads))
-    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
-    assert_close_relative(results[0][2], results[1][2], ["W"])
+        return spikes, node.u_seq.detach(), grads
+
+    assert_paths_agree(monkeypatch, run, ["W"])
 
 
 # --------------------------------------------------------------------------- MPD-AGL (Jiang et al. 2025)
@@ -228,18 +240,16 @@ def test_mpd_plif_state_carries_over_calls_and_resets(backend):
 def test_mpd_adaptive_width_reaches_the_fused_backward(monkeypatch):
     """With gamma_mean, the widths of MPD-AGL's rule; fused and per-step paths agree on spikes and gradients."""
     inputs, weight, at_threshold, w_s, _ = problem(6, F32, 0.5)
-    results = []
-    for fused in (True, False):
-        monkeypatch.setattr(neurons, "fused_enabled", lambda surrogate, fused=fused: fused)
+
+    def run():
         node = mpd.MPDPLIFNode(store_u_seq=True)
         spikes = node(current(inputs, weight, at_threshold, 0.5), gamma_mean=0.6)
-        assert ("Fused" in type(spikes.grad_fn).__name__) == fused
         expected = mpd.width_schedule(0.6, node.decay().detach(), 0.5, T)
         assert torch.equal(node.width_seq, expected) and expected[0] != expected[1]
         grads = torch.autograd.grad((w_s * spikes).sum(), [weight, node.w])
-        results.append((spikes, node.u_seq, grads))
-    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
-    assert_close_relative(results[0][2], results[1][2], ["W", "w"])
+        return spikes, node.u_seq, grads
+
+    assert_paths_agree(monkeypatch, run, ["W", "w"])
 
 
 def test_fused_decay_lif_rejects_bad_arguments():
