@@ -1,6 +1,12 @@
-"""What the benchmarks share: the interleaved timing protocol and the versions they record.
+"""What the benchmarks share: the interleaved timing protocol, their command line and how they save results.
 
 Not a benchmark itself (the Snakefile runs only benchmarks/*.py whose names do not start with "_").
+
+    arguments(name, description, quick_help, ...) -> argparse.ArgumentParser with --quick, --csv,
+        --figure, --seconds, --min-runs, --seed (a script adds its own options);
+        budget_and_runs(args, ...) -> the time budget and minimum rounds from those options
+    save(frame, csv, record, packages) -> writes the CSV and, beside it, a JSON of `record` plus
+        the versions of `packages` and the machine, both atomically
 
     interleaved(runs, budget_s, min_runs, max_runs) -> {name: [seconds, ...]}
 
@@ -10,10 +16,16 @@ warmed once (untimed); the number of rounds fills `budget_s` at the warm-up pace
 always follows the same one; garbage is collected between rounds.
 """
 
+import argparse
 import gc
 import math
+import os
+import platform
 import time
 from importlib import metadata
+from pathlib import Path
+
+from snnlib.io import atomic_write, write_json
 
 
 def interleaved(runs: dict, budget_s: float, min_runs: int, max_runs: int) -> dict[str, list[float]]:
@@ -41,3 +53,31 @@ def package_versions(names: list[str]) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def arguments(name: str, description: str, quick_help: str, seconds_help: str, runs_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark has, writing results/benchmarks/<name>.csv and figures/benchmarks/<name>."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--csv", default=f"results/benchmarks/{name}.csv")
+    parser.add_argument("--figure", default=f"figures/benchmarks/{name}", help="path without suffix")
+    parser.add_argument("--seconds", type=float, default=None, help=seconds_help)
+    parser.add_argument("--min-runs", type=int, default=None, help=runs_help)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def budget_and_runs(args, seconds: tuple[float, float], runs: tuple[int, int]) -> tuple[float, int]:
+    """(time budget, minimum rounds): the options if given, else the (full, quick) defaults."""
+    budget = args.seconds if args.seconds is not None else seconds[args.quick]
+    min_runs = args.min_runs if args.min_runs is not None else runs[args.quick]
+    return budget, min_runs
+
+
+def save(frame, csv: str | os.PathLike, record: dict, packages: list[str]) -> None:
+    """frame to `csv`; `record` with the versions of `packages` and the machine to the .json beside it."""
+    csv = Path(csv)
+    with atomic_write(csv) as handle:
+        frame.to_csv(handle, index=False, float_format="%.6g")
+    machine = dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count())
+    write_json(csv.with_suffix(".json"), dict(record, versions=package_versions(packages), machine=machine))

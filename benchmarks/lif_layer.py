@@ -55,7 +55,6 @@ Run: python benchmarks/lif_layer.py [--quick]. Not part of the test suite.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import gc
 import itertools
@@ -75,9 +74,8 @@ import torch
 from spikingjelly.activation_based import functional, neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
-from _timing import interleaved, package_versions  # benchmarks/_timing.py, beside this script
+from _timing import arguments, budget_and_runs, interleaved, save  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
-from snnlib.io import atomic_write, write_json
 from snnlib.plotting import savefig, style
 from snnlib.surrogate import ArcTan
 
@@ -326,18 +324,12 @@ def available_memory() -> int:
 
 
 def main(argv=None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="T in {10, 100}, B 16, N 512, fewer runs")
-    parser.add_argument("--csv", default="results/benchmarks/lif_layer.csv")
-    parser.add_argument("--figure", default="figures/benchmarks/lif_layer", help="path without suffix")
-    parser.add_argument("--seconds", type=float, default=None, help="time budget per workload (default 6, quick 1)")
-    parser.add_argument("--min-runs", type=int, default=None, help="rounds at least (default 3 and 5 for quick)")
+    parser = arguments("lif_layer", __doc__.split("\n\n")[0], "T in {10, 100}, B 16, N 512, fewer runs",
+                       "time budget per workload (default 6, quick 1)", "rounds at least (default 3 and 5 for quick)")
     parser.add_argument("--no-malloc-tuning", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     grid = QUICK_GRID if args.quick else GRID
-    budget = args.seconds if args.seconds is not None else (1.0 if args.quick else 6.0)
-    min_runs = args.min_runs if args.min_runs is not None else (5 if args.quick else 3)
+    budget, min_runs = budget_and_runs(args, seconds=(6.0, 1.0), runs=(3, 5))
 
     torch.set_num_threads(THREADS)
     bandwidth = copy_bandwidth()
@@ -369,11 +361,9 @@ def main(argv=None) -> pd.DataFrame:
     frame["ratio_to_bound"] = frame["median_ms"] / frame["bound_ms"]
     frame["t_exponent"] = fitted_exponent(frame)
     frame["t_exponent_tail"] = fitted_exponent(frame, least_steps=sorted(grid["T"])[-2])
-    csv = Path(args.csv)
-    with atomic_write(csv) as handle:
-        frame.to_csv(handle, index=False, float_format="%.6g")
-    write_json(
-        csv.with_suffix(".json"),
+    save(
+        frame,
+        args.csv,
         dict(
             settings=dict(
                 beta=BETA,
@@ -398,9 +388,8 @@ def main(argv=None) -> pd.DataFrame:
             malloc_tuned=malloc_tuned,
             skipped_peers=skipped,
             skipped_workloads=skipped_workloads,
-            versions=package_versions(["torch", "spikingjelly", "snntorch", "numba", "norse"]),
-            machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
         ),
+        ["torch", "spikingjelly", "snntorch", "numba", "norse"],
     )
     plot(frame, Path(args.figure))
     print(summary(frame))

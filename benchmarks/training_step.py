@@ -22,9 +22,9 @@ Inputs: binary frames (p 0.2) for he2020, Gaussian images for jiang2025, uniform
 for xu2025, Gaussian observations for qin2025; random labels. --quick shortens xu2025 to T = 196.
 
 How "before" is made. Every fused neuron in snnlib asks `snnlib.neurons.fused_enabled(surrogate)`
-(looked up on the module at each call) before taking its fused path. For "before" this script
-replaces that function, in this process only and only around the "before" calls, by one that
-answers False; the neurons then run their per-step code: HeLIFNode and the MPD neurons their
+before taking its fused path, and that answers False while the environment variable SNNLIB_FUSED
+is "0". This script sets it to "0" around the "before" calls only; the neurons then run their
+per-step code: HeLIFNode and the MPD neurons their
 Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
 spikingjelly's own multi-step code. `fused_calls` counts, during one "after" step, the calls of
 the fused whole-sequence routine (`snnlib.neurons._run`): 0 means the model uses no fused neuron
@@ -48,12 +48,10 @@ Run: python benchmarks/training_step.py [--quick]. Not part of the test suite.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import functools
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +64,8 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from _timing import interleaved, package_versions  # benchmarks/_timing.py, beside this script
+from _timing import arguments, budget_and_runs, interleaved, save  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
-from snnlib.io import atomic_write, write_json
 from snnlib.methods import adaptive_surrogate as mpd
 from snnlib.methods import skip_recurrent as skip
 from snnlib.methods import snn_vs_rnn as he
@@ -184,14 +181,16 @@ def qin_workloads() -> list[Workload]:
 
 @contextlib.contextmanager
 def fused(enabled: bool):
-    """Inside: snnlib's neurons take their fused path (enabled) or their per-step code (not)."""
-    original = neurons.fused_enabled
-    if not enabled:
-        neurons.fused_enabled = lambda surrogate: False
+    """Inside: snnlib's neurons take their fused path (enabled) or their per-step code (not), by SNNLIB_FUSED."""
+    previous = os.environ.get("SNNLIB_FUSED")
+    os.environ["SNNLIB_FUSED"] = "1" if enabled else "0"
     try:
         yield
     finally:
-        neurons.fused_enabled = original
+        if previous is None:
+            del os.environ["SNNLIB_FUSED"]
+        else:
+            os.environ["SNNLIB_FUSED"] = previous
 
 
 def training_step(workload: Workload, model: nn.Module, optimizer, batch) -> float:
@@ -280,16 +279,10 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv=None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="xu2025 at T = 196, smaller time budget")
-    parser.add_argument("--csv", default="results/benchmarks/training_step.csv")
-    parser.add_argument("--figure", default="figures/benchmarks/training_step", help="path without suffix")
-    parser.add_argument("--seconds", type=float, default=None, help="time budget per model (default 12, quick 2)")
-    parser.add_argument("--min-runs", type=int, default=None, help="rounds at least (default 5, quick 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = arguments("training_step", __doc__.split("\n\n")[0], "xu2025 at T = 196, smaller time budget",
+                       "time budget per model (default 12, quick 2)", "rounds at least (default 5, quick 3)")
     args = parser.parse_args(argv)
-    budget = args.seconds if args.seconds is not None else (2.0 if args.quick else 12.0)
-    min_runs = args.min_runs if args.min_runs is not None else (3 if args.quick else 5)
+    budget, min_runs = budget_and_runs(args, seconds=(12.0, 2.0), runs=(5, 3))
     xu_steps = 196 if args.quick else 784
 
     torch.set_num_threads(THREADS)
@@ -302,21 +295,17 @@ def main(argv=None) -> pd.DataFrame:
               f"(minimum {row['before_min_ms']:.1f} / {row['after_min_ms']:.1f} ms), speed-up {row['speedup']:.2f}x, "
               f"fused calls {row['fused_calls']}", flush=True)
     frame = pd.DataFrame(rows)
-    csv = Path(args.csv)
-    with atomic_write(csv) as handle:
-        frame.to_csv(handle, index=False, float_format="%.6g")
-    write_json(
-        csv.with_suffix(".json"),
+    save(
+        frame,
+        args.csv,
         dict(
             settings=dict(threads=THREADS, seed=args.seed, budget_s_per_model=budget, min_runs=min_runs,
                           quick=args.quick, xu2025_T=xu_steps,
-                          before="snnlib.neurons.fused_enabled replaced by `lambda surrogate: False` around the "
-                                 "'before' calls (per-step code of every snnlib neuron)",
+                          before="SNNLIB_FUSED=0 around the 'before' calls (per-step code of every snnlib neuron)",
                           after="fused path on (the default)",
                           step="functional.reset_net, forward, loss, backward, (grad clip), optimizer.step"),
-            versions=package_versions(["torch", "spikingjelly", "numba", "numpy", "gymnasium"]),
-            machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
         ),
+        ["torch", "spikingjelly", "numba", "numpy", "gymnasium"],
     )
     plot(frame, Path(args.figure))
     print(frame[["work", "model", "T", "batch", "uses_fused", "before_samples_per_s", "after_samples_per_s",

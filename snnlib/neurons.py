@@ -92,8 +92,8 @@ optionally a surrogate width per time step (a [T] tensor: step t's backward uses
 `snnlib.methods.snn_vs_rnn.HeLIFNode` and `snnlib.methods.adaptive_surrogate.MPDLIFNode` /
 `MPDPLIFNode` call it in multi-step mode. H is also an output of the fused Function, in the graph
 (those modules keep it as their pre-reset membrane u); a gradient w.r.t. it adds to G[t].
-Every fused neuron asks `fused_enabled(surrogate)` first (looked up on this module at each call);
-the environment variable SNNLIB_FUSED=0 turns the fused path off everywhere.
+Every fused neuron asks `fused_enabled(surrogate)` first, at each call; the environment variable
+SNNLIB_FUSED=0 turns the fused path off everywhere.
 The gradient reaches the initial state V[-1] when it requires grad, as in spikingjelly: a state
 carried from the previous multi-step call keeps its graph (truncated BPTT: call
 `functional.detach_net(net)` to cut it). Without grad (eval, torch.no_grad) no H buffer is kept.
@@ -658,10 +658,9 @@ def fused_enabled(surrogate) -> bool:
     unless the environment variable SNNLIB_FUSED is "0".
 
     Every fused neuron (LIFNode, PLIFNode, IFNode and the method modules' decay-factor neurons) asks
-    this function, through the module attribute, before taking the fused path. SNNLIB_FUSED=0 runs
-    them all on their per-step code, in this process and in the notebook kernels it starts (to
-    time a whole pipeline "before", or to rule the fused path out when debugging); replacing
-    `snnlib.neurons.fused_enabled` does the same within one process (benchmarks/training_step.py).
+    this function, at each call, before taking the fused path. SNNLIB_FUSED=0 runs them all on
+    their per-step code, in this process and in the notebook kernels it starts (to time "before"
+    in benchmarks/training_step.py or a whole pipeline, or to rule the fused path out when debugging).
     """
     switch = os.environ.get("SNNLIB_FUSED", "1")
     if switch not in ("0", "1"):
