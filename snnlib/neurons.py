@@ -457,17 +457,24 @@ def _numba_kernels():
     return jit(_forward_kernel), jit(_backward_kernel)
 
 
+@functools.cache
+def _helpers(count: int, pid: int) -> ThreadPoolExecutor:
+    """`count` worker threads kept for the kernels of this process (`pid`: a forked child, whose copy
+    has no live threads, gets its own); starting threads at every call cost ~0.3 ms."""
+    return ThreadPoolExecutor(count, thread_name_prefix="snnlib-neurons")
+
+
 def _in_parallel(kernel, args: tuple, steps: int, size: int) -> None:
     """kernel(*args, lo, hi) for the neurons [0, size): one call, or for large work (steps x size) one call
-    per thread of torch.get_num_threads() on slices of the neurons (the kernels release the GIL)."""
+    per thread of torch.get_num_threads() on slices of the neurons (the kernels release the GIL), the
+    calling thread taking the last slice."""
     parts = min(torch.get_num_threads(), size // 64) if steps * size >= _PARALLEL_ELEMENTS else 1
-    if parts <= 1:
-        kernel(*args, 0, size)
-        return
     bounds = [size * p // parts // 16 * 16 for p in range(parts)] + [size]  # slices start at 64-byte boundaries
-    with ThreadPoolExecutor(parts) as pool:
-        for done in [pool.submit(kernel, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]:
-            done.result()
+    slices = list(itertools.pairwise(bounds))
+    pending = [_helpers(parts - 1, os.getpid()).submit(kernel, *args, lo, hi) for lo, hi in slices[:-1]]
+    kernel(*args, *slices[-1])
+    for done in pending:
+        done.result()
 
 
 def _on_numba(dyn: _Dynamics, x: torch.Tensor) -> bool:

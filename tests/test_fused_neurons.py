@@ -11,6 +11,8 @@ switches numba off for "torch"). References, all independent of snnlib's code:
 """
 
 import math
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -286,6 +288,31 @@ def test_splitting_the_neurons_over_threads_changes_nothing(monkeypatch):
     assert torch.equal(s_a, s_b) and torch.equal(v_a, v_b)
     assert torch.equal(g_a[0], g_b[0]) and torch.equal(g_a[1], g_b[1])
     torch.testing.assert_close(g_a[2], g_b[2], rtol=1e-6, atol=0)  # w: the same terms, summed in another order
+
+
+
+def _split_spikes(x):
+    """Spikes of a LIF layer on x, its neurons split over two threads (module-level: also runs in a forked child)."""
+    neurons._PARALLEL_ELEMENTS = 1
+    torch.set_num_threads(2)
+    with torch.no_grad():
+        return neurons.LIFNode(tau=2.0, v_threshold=0.5)(x)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or neurons._numba_kernels() is None, reason="needs fork and numba")
+def test_a_forked_process_splits_over_threads_of_its_own(monkeypatch):
+    """The kernels' worker threads are kept per process: a child forked after the parent used them
+    (the threads do not survive the fork) must start its own instead of waiting forever."""
+    monkeypatch.setattr(neurons, "_PARALLEL_ELEMENTS", neurons._PARALLEL_ELEMENTS)  # restored afterwards
+    x = drive(26, "LIF", dict(tau=2.0, v_threshold=0.5, v_reset=0.0), F32, batch=4, size=128)
+    threads = torch.get_num_threads()
+    try:
+        expected = _split_spikes(x)  # the parent's worker threads now exist
+    finally:
+        torch.set_num_threads(threads)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_split_spikes, (x,)).get(timeout=60)
+    assert torch.equal(got, expected) and expected.any()
 
 
 def saved_bytes(node, x):
