@@ -75,9 +75,12 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base, functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from snnlib.checks import flag, positive_int, real
+from snnlib.metrics import accuracy
 from snnlib.surrogate import Triangle
+from snnlib.training import evaluate, make_loader
 
 __all__ = [
     "RECURRENCES",
@@ -470,7 +473,7 @@ def summed_cross_entropy(outputs: torch.Tensor, labels: torch.Tensor, last: int 
 
 def summed_accuracy(outputs: torch.Tensor, labels: torch.Tensor, last: int | None = None) -> float:
     """Fraction of samples whose time-summed readout (last `last` steps if given) peaks at the label."""
-    return (_summed(outputs, last).argmax(dim=1) == labels).float().mean().item()
+    return accuracy(_summed(outputs, last), labels)
 
 
 def input_gradient_norms(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
@@ -491,30 +494,19 @@ def input_gradient_norms(model: nn.Module, x: torch.Tensor, labels: torch.Tensor
 @torch.no_grad()
 def accuracy_under_noise(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, sigmas: Sequence[float], *,
                          seed: int = 0, batch_size: int = 256, accuracy_fn=summed_accuracy) -> list[float]:
-    """Accuracy on `x + sigma * N(0, 1)` for every sigma, x time-first `[T, N, D]`, in eval mode.
+    """Accuracy on `x + sigma * N(0, 1)` for every sigma, x time-first `[T, N, D]`, by `snnlib.training.evaluate`.
 
     The noise comes from a torch.Generator seeded with `seed` (the same draw for every sigma,
-    scaled). The model's train/eval mode is restored afterwards.
+    scaled). Batches of `batch_size` samples in order; the model's train/eval mode is restored.
     """
     if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 3):
         raise ValueError(f"expected a time-first float tensor [T, N, D], got {getattr(x, 'shape', x)!r}")
-    positive_int("batch_size", batch_size)
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype)
-    was_training = model.training
-    model.eval()
     results = []
-    try:
-        for sigma in sigmas:
-            noisy = x + real("sigma", sigma, 0.0) * noise
-            correct = 0.0
-            for start in range(0, x.shape[1], batch_size):
-                functional.reset_net(model)
-                part = slice(start, start + batch_size)
-                correct += accuracy_fn(model(noisy[:, part]), labels[part]) * len(labels[part])
-            results.append(correct / x.shape[1])
-    finally:
-        functional.reset_net(model)
-        model.train(was_training)
+    for sigma in sigmas:
+        noisy = (x + real("sigma", sigma, 0.0) * noise).movedim(1, 0)  # sample-first, as a data set holds it
+        loader = make_loader(TensorDataset(noisy, labels), batch_size, shuffle=False)
+        results.append(evaluate(model, loader, device=x.device, accuracy_fn=accuracy_fn)["accuracy"])
     return results
 
 
