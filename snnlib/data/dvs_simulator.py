@@ -37,8 +37,11 @@ rounding.
 """
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from snnlib.data.events import make_events
+from snnlib.data.events import make_events, pack_events
+
+BATCH_SIZE = 32  # movies simulated together (vectorised over the pixels of the whole batch)
 
 THRESHOLD_FLOOR = 0.01  # smallest per-pixel threshold after mismatch (v2e uses the same floor)
 _LOG_TOLERANCE = 1e-9  # a level reached within this (log units) counts as crossed, despite rounding
@@ -144,6 +147,28 @@ class DVSSimulator:
             y, x = np.divmod(pix, width)
             events.append(make_events(x, y, np.rint(tau).astype(np.int64), pol, (width, height, 2)))
         return events
+
+
+    def simulate_packed(self, n_samples, seeds, movies, sensor_size, *, desc="simulating", progress=True):
+        """Events of ``n_samples`` movies, ``BATCH_SIZE`` at a time, packed: ``{"codes", "offsets" int64 [N + 1]}``.
+
+        ``seeds[i]`` (e.g. a ``SeedSequence``) seeds sample ``i``'s generator;
+        ``movies(batch, rngs)`` returns ``(frames [F, len(batch), H, W], times_us)`` for the
+        samples of ``batch`` (a ``range``), and may draw from their generators first: the
+        simulator's noise continues each stream. ``codes`` holds every event as one integer
+        (``snnlib.data.events.pack_events``), sample after sample; sample ``i`` is
+        ``codes[offsets[i]:offsets[i + 1]]``. A tqdm bar named ``desc`` shows when it takes > 2 s.
+        """
+        chunks = []
+        starts = range(0, n_samples, BATCH_SIZE)
+        for start in tqdm(starts, desc=desc, unit="batch", delay=2.0, disable=not progress):
+            batch = range(start, min(start + BATCH_SIZE, n_samples))
+            rngs = [np.random.default_rng(seeds[i]) for i in batch]
+            frames, times = movies(batch, rngs)
+            chunks += self.simulate_batch(frames, times, rngs=rngs)
+        codes = np.concatenate([pack_events(events, sensor_size) for events in chunks])
+        offsets = np.concatenate([[0], np.cumsum([len(events) for events in chunks])]).astype(np.int64)
+        return {"codes": codes, "offsets": offsets}
 
 
 def _check_movie(frames, times_us):

@@ -194,12 +194,17 @@ def unpack_events(codes, sensor_size):
 class PackedEventSet(torch.utils.data.Dataset):
     """Base of the embedded event data sets: samples stored packed (``pack_events``), framed on access.
 
-    A subclass sets ``self._arrays`` (``codes`` and ``offsets`` [N + 1], as ``cached_arrays``
-    returns them), ``self.labels`` [N], ``self.sensor_size``, ``self.n_time_bins`` and
+    A subclass sets ``self._arrays`` (``codes``, ``offsets`` [N + 1] and ``labels`` [N], as
+    ``cached_arrays`` returns them), ``self.sensor_size``, ``self.n_time_bins`` and
     ``self.duration_us``. Sample ``i`` is ``(frames, label)``: float32 ``[T, P, H, W]`` counts in
     ``T = n_time_bins`` equal bins over ``[0, duration_us]`` (an event exactly at ``duration_us``
     is counted too); ``events(i)`` gives the raw events.
     """
+
+    @property
+    def labels(self):
+        """The label of every sample, [N]."""
+        return self._arrays["labels"]
 
     def __len__(self):
         return len(self.labels)

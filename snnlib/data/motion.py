@@ -44,11 +44,10 @@ generator changes behaviour.
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from snnlib.data.cache import cached_arrays
 from snnlib.data.dvs_simulator import DVSSimulator
-from snnlib.data.events import PackedEventSet, pack_events
+from snnlib.data.events import PackedEventSet
 from snnlib.data.saccade import SACCADE_DURATION_US, _sensor_hw
 
 GENERATOR_VERSION = "1"
@@ -59,7 +58,6 @@ SIGMA_PX = (1.0, 2.0)
 BRIGHTNESS = (0.5, 1.0)
 CROSSING_FRACTION = (0.5, 0.85)
 NOISE_RATE_HZ = 0.5  # background events per pixel and second of the default simulator
-BATCH_SIZE = 32  # movies simulated together
 _SPLIT_CODE = {"train": 0, "test": 1}
 
 
@@ -107,26 +105,16 @@ def draw_nuisances(label, n_directions, duration_us, rng):
 
 
 def simulate_dots(labels, seeds, simulator, *, n_directions, sensor_size, duration_us, n_frames, progress=True):
-    """Events of one dot movie per label, packed: ``{"codes": ..., "offsets": int64 [N + 1]}``.
+    """Events of one dot movie per label, packed: ``{"codes": ..., "offsets": int64 [N + 1]}``
+    (``DVSSimulator.simulate_packed``); ``seeds[i]`` (a ``SeedSequence``) drives sample ``i``'s
+    nuisances and noise."""
 
-    ``seeds[i]`` (a ``SeedSequence``) drives sample ``i``'s nuisances and noise. ``codes``
-    holds every event as one integer (``pack_events``); sample ``i`` is
-    ``codes[offsets[i]:offsets[i + 1]]``.
-    """
-    chunks = []
-    starts = range(0, len(labels), BATCH_SIZE)
-    for start in tqdm(starts, desc="moving dots", unit="batch", delay=2.0, disable=not progress):
-        batch = range(start, min(start + BATCH_SIZE, len(labels)))
-        rngs = [np.random.default_rng(seeds[i]) for i in batch]
-        movies = []
-        for i, rng in zip(batch, rngs):
-            frames, times = dot_movie(**draw_nuisances(labels[i], n_directions, duration_us, rng),
-                                      sensor_size=sensor_size, duration_us=duration_us, n_frames=n_frames)
-            movies.append(frames)
-        chunks += simulator.simulate_batch(np.stack(movies, axis=1), times, rngs=rngs)
-    codes = np.concatenate([pack_events(events, sensor_size) for events in chunks])
-    offsets = np.concatenate([[0], np.cumsum([len(events) for events in chunks])]).astype(np.int64)
-    return {"codes": codes, "offsets": offsets}
+    def movies(batch, rngs):
+        frames = [dot_movie(**draw_nuisances(labels[i], n_directions, duration_us, rng), sensor_size=sensor_size,
+                            duration_us=duration_us, n_frames=n_frames) for i, rng in zip(batch, rngs)]
+        return np.stack([movie for movie, _ in frames], axis=1), frames[0][1]
+
+    return simulator.simulate_packed(len(labels), seeds, movies, sensor_size, desc="moving dots", progress=progress)
 
 
 class MovingDots(PackedEventSet):
@@ -168,7 +156,6 @@ class MovingDots(PackedEventSet):
                   "sensor": list(self.sensor_size[:2]), "duration_us": self.duration_us, "n_frames": int(n_frames),
                   "n_directions": self.n_directions, "simulator": self.simulator.params()}
         self._arrays = cached_arrays("moving-dots", params, build, data_dir)
-        self.labels = self._arrays["labels"]
 
     def angles_deg(self):
         """The nominal direction of each class, degrees counter-clockwise from "right"."""

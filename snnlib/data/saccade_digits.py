@@ -19,38 +19,28 @@ depend on which other digits are converted; the scikit-learn split comes from ``
 """
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from snnlib.data.cache import cached_arrays
 from snnlib.data.digits import load_digit_split
 from snnlib.data.dvs_simulator import DVSSimulator
-from snnlib.data.events import PackedEventSet, pack_events
+from snnlib.data.events import PackedEventSet
 from snnlib.data.saccade import (SACCADE_AMPLITUDE_PX, SACCADE_DURATION_US, SACCADE_N_FRAMES,
                                  saccade_frames)
 
 GENERATOR_VERSION = "1"
-BATCH_SIZE = 32  # digits simulated together (vectorised over pixels of the whole batch)
 _SPLIT_CODE = {"train": 0, "test": 1}
 
 
 def convert_digits(images, simulator, rng_seeds, *, sensor_size, duration_us, n_frames, amplitude_px,
                    progress=True):
-    """Events of each image ``[N, h, w]``, packed: ``{"codes": ..., "offsets": int64 [N + 1]}``.
+    """Events of each image ``[N, h, w]``, packed: ``{"codes": ..., "offsets": int64 [N + 1]}``
+    (``DVSSimulator.simulate_packed``); ``rng_seeds[i]`` seeds image ``i``'s noise."""
 
-    ``codes`` holds every event as one integer (``snnlib.data.events.pack_events``),
-    sample after sample; sample ``i`` is ``codes[offsets[i]:offsets[i + 1]]``.
-    ``rng_seeds[i]`` seeds image ``i``'s noise.
-    """
-    chunks = []
-    starts = range(0, len(images), BATCH_SIZE)
-    for start in tqdm(starts, desc="saccade conversion", unit="batch", delay=2.0, disable=not progress):
-        batch = slice(start, start + BATCH_SIZE)
-        frames, times = saccade_frames(images[batch], sensor_size, duration_us, n_frames, amplitude_px)
-        rngs = [np.random.default_rng(seed) for seed in rng_seeds[batch]]
-        chunks += simulator.simulate_batch(frames, times, rngs=rngs)
-    codes = np.concatenate([pack_events(events, sensor_size) for events in chunks])
-    offsets = np.concatenate([[0], np.cumsum([len(events) for events in chunks])]).astype(np.int64)
-    return {"codes": codes, "offsets": offsets}
+    def movies(batch, rngs):
+        return saccade_frames(images[batch.start:batch.stop], sensor_size, duration_us, n_frames, amplitude_px)
+
+    return simulator.simulate_packed(len(images), rng_seeds, movies, sensor_size, desc="saccade conversion",
+                                     progress=progress)
 
 
 class SaccadeDigits(PackedEventSet):
@@ -89,5 +79,4 @@ class SaccadeDigits(PackedEventSet):
                   "n_frames": int(n_frames), "amplitude_px": float(amplitude_px),
                   "simulator": self.simulator.params()}
         self._arrays = cached_arrays("saccade-digits", params, build, data_dir)
-        self.labels = self._arrays["labels"]
         self.source_index = self._arrays["source_index"]
