@@ -70,6 +70,7 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from snnlib import rl
+from snnlib.checks import positive_int, real
 from snnlib.training import seed_everything
 
 __all__ = ["TeamEnv", "TeamActorCritic", "UniformPolicy", "team_ppo_loss", "train_marl", "evaluate_team",
@@ -88,12 +89,10 @@ class TeamEnv:
     """
 
     def __init__(self, n_agents: int = 2, *, local_ratio: float = 0.0, max_cycles: int = 25):
-        if isinstance(n_agents, bool) or not isinstance(n_agents, int) or n_agents < 2:
+        if positive_int("n_agents", n_agents) < 2:
             raise ValueError(f"n_agents must be an int >= 2 (a team), got {n_agents!r}")
-        if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1:
-            raise ValueError(f"max_cycles must be a positive int, got {max_cycles!r}")
-        if not 0.0 <= local_ratio <= 1.0:
-            raise ValueError(f"local_ratio is a weight in [0, 1] (0: fully shared reward), got {local_ratio!r}")
+        positive_int("max_cycles", max_cycles)
+        real("local_ratio (a weight, 0: fully shared reward)", local_ratio, 0.0, 1.0)
         if importlib.util.find_spec("mpe2") is None:
             raise ModuleNotFoundError("the multi-agent task needs mpe2: pip install mpe2==1.1.1 pettingzoo==1.27.0 "
                                       "pygame-ce==2.5.8")
@@ -177,11 +176,6 @@ def team_ppo_loss(model: TeamActorCritic, batch: rl.Episodes, advantages, return
     return rl.masked_mean(per_step, batch.mask[:, idx])
 
 
-def _check_config(config) -> None:
-    if not isinstance(config, rl.PPOConfig):
-        raise TypeError(f"config must be an snnlib.rl.PPOConfig, got {type(config).__name__}")
-
-
 def _make_envs(count: int, n_agents: int, local_ratio: float, max_cycles: int) -> list[TeamEnv]:
     return [TeamEnv(n_agents, local_ratio=local_ratio, max_cycles=max_cycles) for _ in range(count)]
 
@@ -196,12 +190,10 @@ def train_marl(core_kind: str, config: rl.PPOConfig = rl.PPOConfig(max_episode_s
     (team return of the batch's episodes), mean_length, loss, seconds. With `checkpoint` the run
     can be resumed as `snnlib.rl.train_ppo`.
     """
-    _check_config(config)
+    rl.PPOConfig.check(config)
     envs = _make_envs(config.episodes_per_batch, n_agents, local_ratio, config.max_episode_steps)
     seed_everything(seed)
-    model = TeamActorCritic(envs[0].obs_size, envs[0].n_actions, n_agents, core_kind, embed=config.embed,
-                            hidden=config.hidden, head=config.head, num_layers=config.num_layers,
-                            substeps=config.substeps, reset_each_step=config.reset_each_step)
+    model = TeamActorCritic(envs[0].obs_size, envs[0].n_actions, n_agents, core_kind, **config.agent_kwargs())
     signature = {"task": "simple_spread", "agents": n_agents, "local_ratio": local_ratio, "core": core_kind,
                  "seed": seed, **asdict(config)}
     history = rl.train_loop(model, lambda seeds, generator: rl.collect_episodes(model, envs, seeds, generator),
@@ -214,9 +206,7 @@ def train_marl(core_kind: str, config: rl.PPOConfig = rl.PPOConfig(max_episode_s
 def evaluate_team(model: nn.Module, *, episodes: int = 10, seed: int = 0, n_agents: int = 2,
                   local_ratio: float = 0.0, max_cycles: int = 25, greedy: bool = False) -> np.ndarray:
     """Team returns of `episodes` evaluation episodes (environment seeds and actions drawn from `seed`)."""
-    envs = _make_envs(episodes, n_agents, local_ratio, max_cycles)
-    seeds = np.random.default_rng(seed).integers(0, 2**31, size=episodes)
-    return rl.collect_episodes(model, envs, seeds, torch.Generator().manual_seed(seed), greedy=greedy).returns
+    return rl.evaluate_envs(model, _make_envs(episodes, n_agents, local_ratio, max_cycles), seed=seed, greedy=greedy)
 
 
 def random_team_returns(*, episodes: int = 10, seed: int = 0, n_agents: int = 2, local_ratio: float = 0.0,

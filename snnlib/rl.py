@@ -80,6 +80,7 @@ from snnlib.training import seed_everything
 
 __all__ = ["TASKS", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
            "collect_episodes", "gae", "masked_mean", "policy_loss_terms", "train_loop", "train_ppo", "evaluate_policy",
+           "evaluate_envs",
            "count_operations", "operations_per_decision", "one_torch_thread", "run_job", "run_jobs"]
 
 PENDULUM_TORQUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
@@ -211,6 +212,17 @@ class PPOConfig:
                 and self.reward_scale > 0):
             raise ValueError("PPOConfig needs 0 < gamma <= 1, 0 <= gae_lambda <= 1 and lr, clip, reward_scale > 0")
 
+    def agent_kwargs(self) -> dict:
+        """The `ActorCritic` keyword arguments these settings give (everything but sizes and core kind)."""
+        return dict(embed=self.embed, hidden=self.hidden, head=self.head, num_layers=self.num_layers,
+                    substeps=self.substeps, reset_each_step=self.reset_each_step)
+
+    @staticmethod
+    def check(config) -> None:
+        """A TypeError unless `config` is a PPOConfig."""
+        if not isinstance(config, PPOConfig):
+            raise TypeError(f"config must be an snnlib.rl.PPOConfig, got {type(config).__name__}")
+
 
 @dataclass
 class Episodes:
@@ -272,12 +284,17 @@ def collect_episodes(model: ActorCritic, envs: list[gym.Env], env_seeds, generat
             next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i].tolist())
             obs[i], rewards[i] = next_obs, reward
             alive[i] = not (terminated or truncated)
-        log_probs = torch.log_softmax(logits[0], -1).gather(-1, actions[..., None])[..., 0]
+        log_probs = _chosen(torch.log_softmax(logits[0], -1), actions)
         for key, value in (("obs", x), ("actions", actions), ("values", values[0]), ("rewards", rewards),
                            ("mask", mask), ("log_probs", log_probs)):
             steps[key].append(torch.as_tensor(value))
     model.train()
     return Episodes(**{key: torch.stack(value) for key, value in steps.items()})
+
+
+def _chosen(log_probs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi(a) of the chosen actions `[...]` from log-probabilities `[..., n_actions]`."""
+    return log_probs.gather(-1, actions[..., None])[..., 0]
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
@@ -307,7 +324,7 @@ def policy_loss_terms(logits: torch.Tensor, actions: torch.Tensor, old_log_probs
     Returns two tensors shaped like actions.
     """
     log_probs = torch.log_softmax(logits, -1)
-    ratio = torch.exp(log_probs.gather(-1, actions[..., None])[..., 0] - old_log_probs)
+    ratio = torch.exp(_chosen(log_probs, actions) - old_log_probs)
     surrogate = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
     return surrogate, -(log_probs.exp() * log_probs).sum(-1)
 
@@ -348,9 +365,7 @@ def _build(task: str, core_kind: str, config: PPOConfig, seed: int):
     seed_everything(seed)
     envs = [make_env(task, config.max_episode_steps) for _ in range(config.episodes_per_batch)]
     space = envs[0].observation_space
-    model = ActorCritic(space.shape[0], envs[0].action_space.n, core_kind, embed=config.embed, hidden=config.hidden,
-                        head=config.head, num_layers=config.num_layers, substeps=config.substeps,
-                        reset_each_step=config.reset_each_step)
+    model = ActorCritic(space.shape[0], envs[0].action_space.n, core_kind, **config.agent_kwargs())
     return envs, model
 
 
@@ -417,8 +432,7 @@ def train_ppo(task: str, core_kind: str, config: PPOConfig = PPOConfig(), *, see
     Returns the model and the history, one row per iteration: iteration, env_steps,
     mean_return, mean_length, loss, seconds (cumulative wall time).
     """
-    if not isinstance(config, PPOConfig):
-        raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+    PPOConfig.check(config)
     envs, model = _build(task, core_kind, config, seed)
     history = train_loop(model, lambda seeds, generator: collect_episodes(model, envs, seeds, generator), len(envs),
                          config, seed=seed, signature={"task": task, "core": core_kind, "seed": seed, **asdict(config)},
@@ -430,8 +444,12 @@ def train_ppo(task: str, core_kind: str, config: PPOConfig = PPOConfig(), *, see
 def evaluate_policy(model: ActorCritic, task: str, *, episodes: int = 10, seed: int = 0, greedy: bool = False,
                     max_episode_steps: int | None = 200) -> np.ndarray:
     """Returns of `episodes` evaluation episodes (environment seeds drawn from `seed`), `[episodes]`."""
-    envs = [make_env(task, max_episode_steps) for _ in range(episodes)]
-    seeds = np.random.default_rng(seed).integers(0, 2**31, size=episodes)
+    return evaluate_envs(model, [make_env(task, max_episode_steps) for _ in range(episodes)], seed=seed, greedy=greedy)
+
+
+def evaluate_envs(model: nn.Module, envs: list, *, seed: int, greedy: bool = False) -> np.ndarray:
+    """Returns of one episode in each of `envs`, environment seeds and actions drawn from `seed`, `[len(envs)]`."""
+    seeds = np.random.default_rng(seed).integers(0, 2**31, size=len(envs))
     return collect_episodes(model, envs, seeds, torch.Generator().manual_seed(seed), greedy=greedy).returns
 
 
