@@ -291,8 +291,7 @@ class HeLIFNode(SimpleBaseNode):
         store_u_seq: bool = False,
     ):
         flag("store_u_seq", store_u_seq)
-        if real("lens", lens, 0.0) == 0.0:
-            raise ValueError("lens, the half-width of the surrogate window, must be > 0")
+        real("lens (the half-width of the surrogate window)", lens, 0.0, open_low=True)
         super().__init__(
             v_threshold=real("v_threshold", v_threshold),
             v_reset=0.0,
