@@ -150,5 +150,7 @@ rule benchmark:
     log:
         "logs/benchmarks/{name}.log",
     threads: workflow.cores  # one benchmark at a time, with the whole machine
+    params:
+        figure=lambda wildcards: f"figures/benchmarks/{wildcards.name}",  # the script adds .png and .pdf
     shell:
-        "{PYTHON:q} {input:q} > {log:q} 2>&1"
+        "{PYTHON:q} {input:q} --csv {output.csv:q} --figure {params.figure:q} > {log:q} 2>&1"
