@@ -4,6 +4,7 @@
     real(name, value, low, high, *, open_low, open_high)
                                                    a finite float in [low, high]; an open end excludes it
     flag(name, value)                              True or False (nothing else, not even 0 or 1)
+    time_first(x, features, hint)                  a floating-point tensor [T, B, features], T >= 1
 
 Wrong types raise TypeError and values out of range raise ValueError, each message naming the
 argument, what it must be and what it got.
@@ -12,7 +13,9 @@ argument, what it must be and what it got.
 import math
 import numbers
 
-__all__ = ["flag", "positive_int", "real"]
+import torch
+
+__all__ = ["flag", "positive_int", "real", "time_first"]
 
 
 def positive_int(name: str, value) -> int:
@@ -26,7 +29,8 @@ def positive_int(name: str, value) -> int:
 
 def real(name: str, value, low: float = -math.inf, high: float = math.inf, *, open_low: bool = False,
          open_high: bool = False) -> float:
-    """`value` as a finite float in [low, high] (`open_low` / `open_high` exclude the ends), or an error naming `name`."""
+    """`value` as a finite float in [low, high] (`open_low` / `open_high` exclude the ends),
+    or an error naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -53,3 +57,13 @@ def flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def time_first(x, features: int, hint: str) -> None:
+    """A TypeError unless `x` is a floating-point tensor, a ValueError (ending with `hint`, how to
+    fix it) unless it is a time-first sequence [T, B, features] with T >= 1."""
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
+        raise TypeError(f"expected a floating-point tensor [T, B, {features}], got {type(x).__name__}")
+    if x.dim() != 3 or x.shape[2] != features or x.shape[0] == 0:
+        raise ValueError(f"expected a time-first sequence [T, B, {features}] with T >= 1, got shape "
+                         f"{tuple(x.shape)}; {hint}")

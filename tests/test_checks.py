@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from snnlib.checks import flag, positive_int, real
+from snnlib.checks import flag, positive_int, real, time_first
 
 
 def test_positive_int_accepts_integers_and_refuses_the_rest():
@@ -62,3 +63,13 @@ def test_flag_accepts_only_bools():
     for value in (1, 0, "yes", None):
         with pytest.raises(TypeError, match="bias must be True or False"):
             flag("bias", value)
+
+
+def test_time_first_accepts_t_b_features_and_ends_its_refusal_with_the_hint():
+    time_first(torch.zeros(3, 2, 5), 5, "unused")
+    for bad in (torch.zeros(3, 2, 4), torch.zeros(0, 2, 5), torch.zeros(3, 5)):
+        with pytest.raises(ValueError, match=r"time-first sequence \[T, B, 5\] with T >= 1, got shape .*; swap axes$"):
+            time_first(bad, 5, "swap axes")
+    for bad in (torch.zeros(3, 2, 5, dtype=torch.long), np.zeros((3, 2, 5))):
+        with pytest.raises(TypeError, match="floating-point tensor"):
+            time_first(bad, 5, "swap axes")

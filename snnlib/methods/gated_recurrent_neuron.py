@@ -73,7 +73,7 @@ import torch
 from spikingjelly.activation_based import base, functional
 from torch import nn
 
-from snnlib.checks import flag, positive_int
+from snnlib.checks import flag, positive_int, time_first
 from snnlib.neurons import LIFNode
 from snnlib.surrogate import ArcTan
 
@@ -83,14 +83,8 @@ CORE_KINDS = ("gru", "lif-tap", "lif-wotap", "grsn-tap", "grsn-wotap")
 """Names understood by `make_core`: the five cores of the paper's comparison."""
 
 
-def _check_sequence(x_seq, features: int) -> None:
-    if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
-        raise TypeError(f"expected a floating-point tensor [T, B, {features}], got {type(x_seq).__name__}")
-    if x_seq.dim() != 3 or x_seq.shape[-1] != features or x_seq.shape[0] == 0:
-        raise ValueError(
-            f"expected time-first input [T, B, {features}] with T >= 1, got shape {tuple(x_seq.shape)}; "
-            "for one environment step pass x[None]"
-        )
+# How to mend a wrongly shaped input: the end of its error message (snnlib.checks.time_first).
+_SEQUENCE_HINT = "for one environment step pass x[None]"
 
 
 def _uniform_init(layers, hidden_size: int) -> None:
@@ -156,7 +150,7 @@ class GRSNCell(base.MemoryModule):
         return spike, u - self.v_threshold * spike, c
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x_seq, self.input_size)
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
         drives = self.input_proj(x_seq)
         h = _state(self.h, drives[0])
         c, o = _state(self.c, h), _state(self.o, h)
@@ -192,7 +186,7 @@ class LIFCell(nn.Module):
         self.neuron = LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=v_reset, surrogate_function=surrogate)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x_seq, self.input_size)
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
         return self.neuron(self.linear_ih(x_seq))
 
 
@@ -245,7 +239,7 @@ class SpikingCore(nn.Module):
         return torch.stack(outs)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x_seq, self.input_size)
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
         for layer in self.cells:
             x_seq = layer(x_seq) if self.paradigm == "tap" else self._substeps(layer, x_seq)
         return x_seq
@@ -274,7 +268,7 @@ class GRUCore(base.MemoryModule):
         self.step_mode = "m"
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x_seq, self.input_size)
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
         inputs = self.input_map(x_seq)
         h = torch.zeros_like(inputs[0, :, : self.hidden_size]) if not isinstance(self.h, torch.Tensor) else self.h
         outs = []

@@ -77,7 +77,7 @@ from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from snnlib.checks import flag, positive_int, real
+from snnlib.checks import flag, positive_int, real, time_first
 from snnlib.metrics import accuracy
 from snnlib.surrogate import Triangle
 from snnlib.training import evaluate, make_loader
@@ -115,14 +115,8 @@ SPAN_MODES = ("auto", "soft", "hard")
 # --------------------------------------------------------------------------- argument checks
 
 
-def _check_sequence(x, features: int) -> None:
-    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-        raise TypeError(f"expected a floating-point tensor [T, B, {features}], got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[2] != features or x.shape[0] == 0:
-        raise ValueError(
-            f"expected a time-first sequence [T, B, {features}] with T >= 1, got shape {tuple(x.shape)}; "
-            "move time to the front (x.movedim(1, 0) for [B, T, features] batches)"
-        )
+# How to mend a wrongly shaped input: the end of its error message (snnlib.checks.time_first).
+_SEQUENCE_HINT = "move time to the front (x.movedim(1, 0) for [B, T, features] batches)"
 
 
 # --------------------------------------------------------------------------- the soft span mixture
@@ -270,7 +264,7 @@ class SkipRecurrentLayer(base.MemoryModule):
         return self.recurrence == "asrc" and soft
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x_seq, self.in_features)
+        time_first(x_seq, self.in_features, _SEQUENCE_HINT)
         current = self.dropout(self.input(x_seq))
         if self.recurrence is None:
             return torch.stack([self.neuron(c) for c in current])  # iterating unbinds: O(T) backward
@@ -333,7 +327,7 @@ class SkipRecurrentSNN(nn.Module):
         self.readout = nn.Linear(width, positive_int("classes", classes), bias=flag("bias", bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_sequence(x, self.input_size)
+        time_first(x, self.input_size, _SEQUENCE_HINT)
         for lyr in self.layers:
             x = lyr(x)
         return self.readout(x)
