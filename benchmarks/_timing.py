@@ -23,9 +23,8 @@ import os
 import platform
 import time
 from importlib import metadata
-from pathlib import Path
 
-from snnlib.io import atomic_write, write_json
+from snnlib.io import write_csv, write_json
 
 
 def interleaved(runs: dict, budget_s: float, min_runs: int, max_runs: int) -> dict[str, list[float]]:
@@ -76,8 +75,6 @@ def budget_and_runs(args, seconds: tuple[float, float], runs: tuple[int, int]) -
 
 def save(frame, csv: str | os.PathLike, record: dict, packages: list[str]) -> None:
     """frame to `csv`; `record` with the versions of `packages` and the machine to the .json beside it."""
-    csv = Path(csv)
-    with atomic_write(csv) as handle:
-        frame.to_csv(handle, index=False, float_format="%.6g")
+    csv = write_csv(csv, frame, float_format="%.6g")
     machine = dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count())
     write_json(csv.with_suffix(".json"), dict(record, versions=package_versions(packages), machine=machine))

@@ -68,6 +68,13 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return Path(path)
 
 
+def write_csv(path: str | os.PathLike, frame, **to_csv_kwargs) -> Path:
+    """Write a pandas DataFrame as CSV without its index, atomically (``to_csv_kwargs`` go to ``to_csv``)."""
+    with atomic_write(path, newline="") as handle:
+        frame.to_csv(handle, index=False, **to_csv_kwargs)
+    return Path(path)
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` atomically."""
     with atomic_write(path) as handle:

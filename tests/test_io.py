@@ -1,8 +1,9 @@
 """Atomic writes leave either the old file or the complete new one, never a fragment."""
 
+import pandas as pd
 import pytest
 
-from snnlib.io import FILE_MODE, atomic_path, atomic_write, write_json
+from snnlib.io import FILE_MODE, atomic_path, atomic_write, write_csv, write_json
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -41,3 +42,10 @@ def test_write_json_refuses_unserialisable_values_and_keeps_old_file(tmp_path):
     with pytest.raises(ValueError, match="write mode"):
         with atomic_write(target, "r"):
             pass
+
+
+def test_write_csv_writes_the_frame_without_its_index(tmp_path):
+    frame = pd.DataFrame({"model": ["snn", "rnn"], "accuracy": [0.5, 0.75]}, index=[7, 9])
+    path = write_csv(tmp_path / "sub" / "table.csv", frame)
+    assert path.read_text() == "model,accuracy\nsnn,0.5\nrnn,0.75\n"
+    pd.testing.assert_frame_equal(pd.read_csv(path), frame.reset_index(drop=True))
