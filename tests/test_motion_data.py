@@ -46,6 +46,13 @@ def test_labels_shapes_and_event_ranges(small_set):
     assert small_set.angles_deg().tolist() == [0, 45, 90, 135, 180, 225, 270, 315]
 
 
+
+def test_tensor_dataset_holds_every_sample_as_indexing_frames_it(small_set):
+    frames, labels = small_set.tensor_dataset().tensors
+    assert frames.shape == (12, 4, 2, 34, 34) and labels.dtype == torch.long
+    for i in (0, 5, 11):
+        assert torch.equal(frames[i], small_set[i][0]) and labels[i].item() == small_set[i][1]
+
 def test_same_seed_same_events_and_prefix_independent(small_set, tmp_path):
     again = MovingDots("train", n_samples=5, n_time_bins=4, seed=0, data_dir=tmp_path, progress=False)
     for i in range(5):

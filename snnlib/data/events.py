@@ -219,3 +219,8 @@ class PackedEventSet(torch.utils.data.Dataset):
         frames = to_frames(self.events(i), self.sensor_size, n_time_bins=self.n_time_bins, start_us=0,
                            duration_us=self.duration_us + 1)
         return torch.from_numpy(frames), int(self.labels[i])
+
+    def tensor_dataset(self) -> torch.utils.data.TensorDataset:
+        """Every sample framed once and held in memory: frames [N, T, P, H, W] float32, labels [N] int64."""
+        frames = torch.stack([self[i][0] for i in range(len(self))])
+        return torch.utils.data.TensorDataset(frames, torch.as_tensor(np.asarray(self.labels), dtype=torch.long))
