@@ -95,6 +95,15 @@ def assert_truncated_by_detach_net(node, x):
     torch.testing.assert_close(g_cut[T:], g_kept[T:], rtol=1e-12, atol=1e-12)
 
 
+def assert_reset_starts_afresh(node, x, s_ref, memories):
+    """After reset_net: V is 0 and the named memories None, the first T steps again give s_ref[:T],
+    and functional.detach_net cuts the graph between calls (assert_truncated_by_detach_net)."""
+    functional.reset_net(node)
+    assert node.v == 0.0 and all(getattr(node, name) is None for name in memories)
+    assert torch.equal(node(x[:T]), s_ref[:T])
+    assert_truncated_by_detach_net(node, x)
+
+
 def assert_paths_agree(monkeypatch, run, names):
     """run() -> (spikes, membranes, gradients) on the fused path and on the per-step code (SNNLIB_FUSED=0):
     each path is the one asked for, spikes and membranes are bit-identical, the gradients (named by
@@ -151,10 +160,7 @@ def test_he_lif_state_carries_over_calls_and_resets(backend):
     (g_ref,) = torch.autograd.grad((w_s * s_ref).sum() + v_ref.sum(), weight)
     assert_close_relative([g], [g_ref], ["W over two calls"])
 
-    functional.reset_net(node)
-    assert node.v == 0.0 and node.u is None and node.u_seq is None
-    assert torch.equal(node(x[:T]), s_ref[:T])
-    assert_truncated_by_detach_net(node, x)
+    assert_reset_starts_afresh(node, x, s_ref, ["u", "u_seq"])
 
 
 def test_he_lif_fused_and_per_step_paths_agree(monkeypatch):
@@ -231,10 +237,7 @@ def test_mpd_plif_state_carries_over_calls_and_resets(backend):
     theirs = torch.autograd.grad((w_s * s_ref).sum() + v_ref.sum(), params)
     assert_close_relative(ours, theirs, ["W over two calls", "w over two calls"])
 
-    functional.reset_net(node)
-    assert node.v == 0.0 and node.u_seq is None and node.width_seq is None
-    assert torch.equal(node(x[:T]), s_ref[:T])
-    assert_truncated_by_detach_net(node, x)
+    assert_reset_starts_afresh(node, x, s_ref, ["u_seq", "width_seq"])
 
 
 def test_mpd_adaptive_width_reaches_the_fused_backward(monkeypatch):
