@@ -94,8 +94,9 @@ for key, (figures, tables) in DECLARED.items():
             run=RUN_PARAMS,
         log:
             f"logs/{key}.log",
+        threads: 2  # run_grid's worker processes (one torch thread each); --cores 2 runs one work at a time
         shell:
-            "{PYTHON:q} -m snnlib.pipeline notebook {input.notebook:q} {output.notebook:q} "
+            "SNNLIB_WORKERS={threads} {PYTHON:q} -m snnlib.pipeline notebook {input.notebook:q} {output.notebook:q} "
             "--params {params.run:q} > {log:q} 2>&1"
 
 

@@ -14,6 +14,8 @@ Two kinds of file live in ``config/``:
       outputs:                            # what the notebook writes, declared for Snakemake
         figures: {accuracy: "Caption of figures/<key>/accuracy.png"}
         tables:  {accuracy: "Caption of results/<key>/accuracy.csv"}
+      claims:                             # the paper's claims and their tests (snnlib.claims)
+        - {id: ..., text: ..., test: superiority, a: ..., b: ..., margin: ...}
 
   After merging ``common``, the three profiles must define the same keys, each with the
   same type in every profile (``null`` stands for "not used in this profile"), so that a
@@ -33,7 +35,7 @@ from typing import Any
 import yaml
 
 PROFILES = ("smoke", "default", "paper")
-WORK_SECTIONS = {"common", *PROFILES, "outputs", "description"}
+WORK_SECTIONS = {"common", *PROFILES, "outputs", "description", "claims"}
 
 
 class ConfigError(ValueError):
@@ -73,10 +75,15 @@ def _key_path(error) -> str:
 def validate_run_config(config: dict, schema_path: str | os.PathLike | None = None) -> dict:
     """Check the run configuration against ``config/schema.yaml``.
 
-    Returns the configuration unchanged; raises :class:`ConfigError` naming the first
-    offending key, its value and what is allowed.
+    Seeds given on the command line (``--config seeds=[0,1]``) reach Snakemake as strings; they
+    are turned into integers in place first, and a negative one is refused by name. Returns the
+    configuration; raises :class:`ConfigError` naming the first offending key, its value and
+    what is allowed.
     """
     import jsonschema
+
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [_seed(value) for value in config["seeds"]]
 
     schema = _read_yaml(Path(schema_path) if schema_path else project_root() / "config" / "schema.yaml")
     validator = jsonschema.Draft202012Validator(schema)
@@ -91,6 +98,16 @@ def validate_run_config(config: dict, schema_path: str | os.PathLike | None = No
             + "; fix it in config/config.yaml or in --config"
         )
     return config
+
+
+def _seed(value: Any) -> Any:
+    """A seed as an int (from an int or a string of digits); anything else is left to the schema."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.lstrip("-").isdigit():
+        text = int(text)
+    if isinstance(text, int) and not isinstance(text, bool) and text < 0:
+        raise ConfigError(f"config key 'seeds': seed {text} is negative; seeds are integers >= 0, e.g. seeds=[0,1,2]")
+    return text
 
 
 def _same_type(a: Any, b: Any) -> bool:
@@ -173,6 +190,17 @@ def load_work_outputs(key: str, root: str | os.PathLike | None = None) -> WorkOu
             raise ConfigError(f"{path}: outputs.{kind} must map a file name (no suffix) to its caption")
         result[kind] = entries
     return WorkOutputs(**result)
+
+
+def work_claims(key: str, root: str | os.PathLike | None = None) -> tuple[Path, list]:
+    """(path, the raw ``claims:`` list) of work ``key``; snnlib.claims checks each entry."""
+    path = work_config_path(key, root)
+    raw = _read_yaml(path)
+    _check_work(path, raw)
+    entries = raw.get("claims") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: 'claims' must be a list of claims (each a mapping with an id)")
+    return path, entries
 
 
 def figures_dir(key: str, root: str | os.PathLike | None = None) -> Path:

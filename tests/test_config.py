@@ -35,7 +35,8 @@ def test_committed_run_config_is_valid():
         ({"data": "internet"}, "data"),
         ({"device": "gpu0"}, "device"),
         ({"seeds": []}, "seeds"),
-        ({"seeds": [0, -1]}, "seeds[1]"),
+        ({"seeds": [0, -1]}, "seeds"),
+        ({"seeds": ["zero"]}, "seeds[0]"),
         ({"seeds": [1, 1]}, "seeds"),
         ({"epochs": 3}, "<top level>"),
     ],
@@ -43,6 +44,14 @@ def test_committed_run_config_is_valid():
 def test_bad_run_config_names_the_key(changes, key):
     with pytest.raises(ConfigError, match=re.escape(f"config key '{key}'")):
         validate_run_config(run_config(**changes), SCHEMA)
+
+
+def test_seeds_from_the_command_line_arrive_as_strings_and_are_accepted():
+    # `snakemake --config seeds=[0,1]` passes the list items as strings
+    assert validate_run_config(run_config(seeds=["0", "1"]), SCHEMA)["seeds"] == [0, 1]
+    for seeds in (["0", "-1"], [-3]):
+        with pytest.raises(ConfigError, match=r"seed -\d is negative; seeds are integers >= 0"):
+            validate_run_config(run_config(seeds=seeds), SCHEMA)
 
 
 def test_missing_key_is_refused():

@@ -30,6 +30,14 @@ paper: {pause_s: 0}
 outputs:
   figures: {line: "A demo line plot written by the demo work."}
   tables: {values: "The demo values."}
+claims:
+  - id: square
+    text: "The square of 0.5 is at least 0.2."
+    source: arithmetic
+    quantity: "y(0.5)"
+    test: threshold
+    a: y(0.5)
+    margin: 0.2
 """
 
 DEMO_CODE = """
@@ -53,9 +61,8 @@ for suffix in ("png", "pdf"):
 time.sleep(cfg["pause_s"])
 with atomic_write(results_dir("{key}") / "values.csv") as handle:
     pd.DataFrame({{"x": x, "y": x ** 2}}).to_csv(handle, index=False)
-ledger = ClaimLedger("{key}", profile=profile, data=data, seeds=seeds)
-ledger.record("the square of 0.5 is 0.25", source="arithmetic", quantity="y(0.5)",
-              criterion="|y - 0.25| < 1e-9", measured=0.25, held=abs(0.5 ** 2 - 0.25) < 1e-9)
+ledger = ClaimLedger.from_config("{key}", profile, data, seeds)
+ledger.judge("square", a=[0.5 ** 2])
 ledger.save()
 """
 
@@ -102,7 +109,7 @@ def snakemake(root: Path, *args: str, check: bool = True) -> subprocess.Complete
 
 def planned_rules(root: Path) -> set[str]:
     """Rules a dry run of `all` would execute."""
-    out = snakemake(root, "-n", "--quiet", "rules", "all", "--config", "profile=smoke").stdout
+    out = snakemake(root, "-n", "--quiet", "rules", "all", "--config", "profile=smoke", "seeds=[0,1]").stdout
     lines = [line.split() for line in out.splitlines()]
     return {parts[0] for parts in lines if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total"}
 
@@ -112,7 +119,7 @@ def smoke_project(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("project"))
     add_demo_work(root, "demo_a")
     add_demo_work(root, "demo_b")
-    snakemake(root, "all", "--config", "profile=smoke")
+    snakemake(root, "all", "--config", "profile=smoke", "seeds=[0,1]")
     return root
 
 
@@ -130,7 +137,7 @@ def test_smoke_pipeline_writes_every_declared_output(smoke_project):
         assert (root / "results" / "tutorials" / tutorial.name).is_file()
     ledger = (root / "results" / "claims.md").read_text()
     assert all(f"## {key} (smoke profile" in ledger for key in works)
-    assert "| [demo_b](results/demo_b/claims.json) | smoke | embedded | 1 | 0 | 0 |" in (root / "README.md").read_text()
+    assert "| [demo_b](results/demo_b/claims.json) | smoke | embedded | 1 | 0 | 0 | 0 |" in (root / "README.md").read_text()
 
 
 def test_second_run_does_nothing(smoke_project):
@@ -140,13 +147,13 @@ def test_second_run_does_nothing(smoke_project):
 def test_deleting_a_figure_reruns_only_its_work(smoke_project):
     (smoke_project / "figures" / "demo_a" / "line.png").unlink()
     assert planned_rules(smoke_project) == {"paper_demo_a", "claims", "all"}
-    snakemake(smoke_project, "all", "--config", "profile=smoke")
+    snakemake(smoke_project, "all", "--config", "profile=smoke", "seeds=[0,1]")
     assert (smoke_project / "figures" / "demo_a" / "line.png").is_file()
     assert planned_rules(smoke_project) == set()
 
 
 def test_report_has_every_figure_with_its_caption(smoke_project):
-    snakemake(smoke_project, "--report", "report.html", "--config", "profile=smoke")
+    snakemake(smoke_project, "--report", "report.html", "--config", "profile=smoke", "seeds=[0,1]")
     html = (smoke_project / "report.html").read_text(errors="replace")
     assert "line.png" in html and "values.csv" in html
     assert "A demo line plot written by the demo work." in html and "The demo values." in html
@@ -167,7 +174,7 @@ def test_killed_run_restarts_cleanly(tmp_path):
     add_demo_work(root, "slow", pause_s=30)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen(
-        [str(BIN / "snakemake"), "--cores", "1", "results/slow/claims.json", "--config", "profile=smoke"],
+        [str(BIN / "snakemake"), "--cores", "1", "results/slow/claims.json", "--config", "profile=smoke", "seeds=[0,1]"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     figure = root / "figures" / "slow" / "line.png"
@@ -184,6 +191,6 @@ def test_killed_run_restarts_cleanly(tmp_path):
     assert not leftovers()
     assert not (root / "results" / "slow" / "claims.json").exists()
     (root / "config" / "slow.yaml").write_text(DEMO_CONFIG)  # no pause this time
-    snakemake(root, "results/slow/claims.json", "--config", "profile=smoke")
+    snakemake(root, "results/slow/claims.json", "--config", "profile=smoke", "seeds=[0,1]")
     assert json.loads((root / "results" / "slow" / "claims.json").read_text())["claims"]
     assert (root / "results" / "slow" / "slow.ipynb").is_file()
