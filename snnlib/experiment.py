@@ -17,7 +17,9 @@ same code and config loads the stored dict; any change of code or config recompu
 written atomically; an unreadable one is recomputed with a warning.
 
 Parallel seeds. Small SNNs on a CPU use a second core poorly within one process (the per-step
-Python loop is serial), so independent runs go to ``workers`` forked processes. Every run -- in a
+Python loop is serial), so independent runs go to ``workers`` forked processes. Measured on the
+project's 2-core machine (four runs of a 64-128-10 LIF MLP, T = 20, 120 Adam steps each): 1.53 s
+in one process with two torch threads, 1.52 s with one, 0.80-0.85 s in two workers (1.8x). Every run -- in a
 worker or in this process -- executes with ``torch.set_num_threads(1)``, so the numbers do not
 depend on how many workers ran them. ``workers=None`` takes ``$SNNLIB_WORKERS`` (the Snakefile
 sets it to the rule's ``threads``) or else min(2, CPUs). Forking means the function and the
