@@ -70,11 +70,12 @@ def in_report(path, key, name):
 
 
 def declared(key):
-    """The figures (png + pdf) and tables that work `key` declares."""
+    """The figures (png + pdf), tables (csv) and NIR models that work `key` declares."""
     outputs = load_work_outputs(key)
     figures = [in_report(out(f"figures/{key}/{name}.png"), key, name) for name in outputs.figures]
     figures += [out(f"figures/{key}/{name}.pdf") for name in outputs.figures]
     tables = [in_report(out(f"results/{key}/{name}.csv"), key, name) for name in outputs.tables]
+    tables += [out(f"results/{key}/{name}.nir") for name in outputs.models]  # trained networks in NIR
     return figures, tables
 
 

@@ -14,6 +14,7 @@ Two kinds of file live in ``config/``:
       outputs:                            # what the notebook writes, declared for Snakemake
         figures: {accuracy: "Caption of figures/<key>/accuracy.png"}
         tables:  {accuracy: "Caption of results/<key>/accuracy.csv"}
+        models:  {snn: "Caption of results/<key>/snn.nir (a trained network in NIR, snnlib.export)"}
       claims:                             # the paper's claims and their tests (snnlib.claims)
         - {id: ..., text: ..., test: superiority, a: ..., b: ..., margin: ...}
 
@@ -164,6 +165,7 @@ class WorkOutputs:
 
     figures: dict[str, str] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # trained networks written as results/<key>/<name>.nir
 
 
 def work_config_path(key: str, root: str | os.PathLike | None = None) -> Path:
@@ -185,7 +187,7 @@ def load_work_outputs(key: str, root: str | os.PathLike | None = None) -> WorkOu
     _check_work(path, raw)
     outputs = raw.get("outputs") or {}
     result = {}
-    for kind in ("figures", "tables"):
+    for kind in ("figures", "tables", "models"):
         entries = outputs.get(kind) or {}
         if not isinstance(entries, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in entries.items()
