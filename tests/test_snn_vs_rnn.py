@@ -672,3 +672,38 @@ def test_pool_frames_equals_events_on_a_sensor_with_larger_pixels():
         torch.testing.assert_close(he.pool_frames(frames, 2, crop=crop), torch.from_numpy(direct))
     with pytest.raises(ValueError, match="multiples of 3"):
         he.pool_frames(frames, 3)
+
+
+# --------------------------------------------------------------------------- the work's configuration
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+def test_every_profile_builds_the_papers_conv_structure(profile):
+    # the authors' SCNN: a conv at full resolution, then two conv + pool stages (papers.md 1.3)
+    from snnlib.config import load_work_config
+
+    cfg = load_work_config("he2020", profile)
+    assert len(cfg["conv_channels"]) == 3
+    model = he.make_model("scnn", in_shape=(2, 32 // cfg["conv_pool"], 32 // cfg["conv_pool"]),
+                          channels=cfg["conv_channels"], hidden=cfg["conv_hidden"])
+    names = [name for name, _ in model.named_children()]
+    assert [n for n in names if n.startswith("conv") and n[4:].isdigit()] == ["conv0", "conv1", "conv2"]
+    assert [n for n in names if n.startswith("pool") and n[4:].isdigit()] == ["pool1", "pool2"]
+    for role in ("converted", "captured"):  # the resolution claims drop from the finest to one bin
+        assert min(cfg["time_steps"][role]) == 1 < max(cfg["time_steps"][role])
+
+
+def test_he2020_claims_are_declared_with_their_reasons():
+    from snnlib.claims import COMPARATIVE, load_specs
+
+    specs = load_specs("he2020")
+    assert len(specs) >= 10
+    for spec in specs.values():
+        assert spec.why, f"claim {spec.id} says not why its margin was chosen"
+        if spec.test in COMPARATIVE:
+            assert spec.min_seeds >= 5
+            assert any(p.id == "arms_above_chance" or p.id == "finest_resolution_learned"
+                       for p in spec.preconditions), spec.id
+    resolution = [s for s in specs.values() if s.id.startswith("resolution_matters")]
+    assert resolution and all({"finest_resolution_learned", "converged"} <= {p.id for p in s.preconditions}
+                              for s in resolution)
