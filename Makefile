@@ -10,6 +10,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 LAB_FLAGS ?=
+# GPU: PyPI's Linux x86_64 wheel of torch 2.13.0 is built with CUDA 12 already; for another CUDA
+# build of the same release name its index, e.g. make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126
+TORCH_INDEX ?=
 
 # Every pip call made here, and later ones from this shell, keep the CPU torch 2.13.0.
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
@@ -23,7 +26,7 @@ setup: $(STAMP)
 # declared torchvision/torchaudio never enter), then snnlib itself, editable.
 $(STAMP): requirements.lock constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch, spikingjelly.activation_based.neuron, snntorch, tonic, snnlib; assert torch.__version__.startswith('2.13.0')"
@@ -45,7 +48,9 @@ test: data
 lab: setup
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 
+# The report shows what the default run made: it needs `make reproduce` first.
 report: setup
+	@test -f results/claims.md || { echo "make report: no results yet; run 'make reproduce' first (it writes every figure and table the report shows)"; exit 1; }
 	$(BIN)/snakemake --report report.html
 
 # Rewrite the lock from the current venv (after changing a pin in pyproject.toml).

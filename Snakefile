@@ -19,9 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-from snnlib.config import ConfigError, load_work_outputs, validate_run_config
+from snnlib.config import ConfigError, load_work_outputs, run_subdir, validate_run_config
 from snnlib.data.datasets import datasets_for
-from snnlib.pipeline import write_captions
+from snnlib.pipeline import check_device, missing_real_data, write_captions
 
 
 configfile: "config/config.yaml"
@@ -29,6 +29,7 @@ configfile: "config/config.yaml"
 
 try:
     validate_run_config(config, "config/schema.yaml")
+    check_device(config["device"])
 except ConfigError as err:
     sys.exit(f"snn-compendium: {err}")
 
@@ -38,24 +39,43 @@ WORKS = sorted(p.stem for p in Path("notebooks/papers").glob("*.ipynb"))
 TUTORIALS = sorted(p.stem for p in Path("notebooks/tutorials").glob("*.ipynb"))
 BENCHMARKS = sorted(p.stem for p in Path("benchmarks").glob("[!_]*.py"))  # _timing.py is shared code
 RUN_PARAMS = json.dumps({k: config[k] for k in ("profile", "data", "device", "seeds")})
+# The default profile on embedded data writes results/ and figures/ (and the README table);
+# every other profile and data mode writes under runs/<profile>-<data>/ (snnlib.config.run_subdir).
+RUN = run_subdir(config["profile"], config["data"])
+RUN_LABEL = f"{config['profile']} profile, {config['data']} data"
+
+
+def out(path):
+    """``path`` inside this run's folder."""
+    return path if RUN == "." else f"{RUN}/{path}"
+
 
 for key in WORKS:
     if not Path(f"config/{key}.yaml").is_file():
         sys.exit(f"snn-compendium: notebooks/papers/{key}.ipynb has no config/{key}.yaml; add one (see README)")
 write_captions([f"config/{key}.yaml" for key in WORKS], CAPTIONS)
 
+if config["data"] == "real":  # every work's original data, checked (without MD5s) before any job starts
+    problems = missing_real_data(WORKS)
+    if problems:
+        sys.exit("snn-compendium: data=real, but these original data sets are missing or incomplete:\n"
+                 + "\n".join(problems) + "\nPut them under data/ (see data/README.md; `make verify` checks them).")
+
+report: "report/workflow.rst"
+
 
 def in_report(path, key, name):
     """Flag `path` for `snakemake --report` with its declared caption."""
-    return report(path, caption=f"{CAPTIONS}/{key}/{name}.rst", category=key)
+    return report(path, caption=f"{CAPTIONS}/{key}/{name}.rst", category=key, subcategory=RUN_LABEL)
 
 
 def declared(key):
-    """The figures (png + pdf) and tables that work `key` declares."""
+    """The figures (png + pdf), tables (csv) and NIR models that work `key` declares."""
     outputs = load_work_outputs(key)
-    figures = [in_report(f"figures/{key}/{name}.png", key, name) for name in outputs.figures]
-    figures += [f"figures/{key}/{name}.pdf" for name in outputs.figures]
-    tables = [in_report(f"results/{key}/{name}.csv", key, name) for name in outputs.tables]
+    figures = [in_report(out(f"figures/{key}/{name}.png"), key, name) for name in outputs.figures]
+    figures += [out(f"figures/{key}/{name}.pdf") for name in outputs.figures]
+    tables = [in_report(out(f"results/{key}/{name}.csv"), key, name) for name in outputs.tables]
+    tables += [out(f"results/{key}/{name}.nir") for name in outputs.models]  # trained networks in NIR
     return figures, tables
 
 
@@ -71,7 +91,7 @@ DECLARED = {key: declared(key) for key in WORKS}
 
 rule all:
     input:
-        "results/claims.md",
+        out("results/claims.md"),
         expand("results/tutorials/{name}.ipynb", name=TUTORIALS),
         [path for figures, tables in DECLARED.values() for path in figures + tables],
 
@@ -86,17 +106,17 @@ for key, (figures, tables) in DECLARED.items():
             config=f"config/{key}.yaml",
             data=data_check(key),
         output:
-            notebook=f"results/{key}/{key}.ipynb",
-            claims=f"results/{key}/claims.json",
+            notebook=out(f"results/{key}/{key}.ipynb"),
+            claims=out(f"results/{key}/claims.json"),
             figures=figures,
             tables=tables,
         params:
             run=RUN_PARAMS,
         log:
-            f"logs/{key}.log",
+            out(f"logs/{key}.log"),
         threads: 2  # run_grid's worker processes (one torch thread each); --cores 2 runs one work at a time
         shell:
-            "SNNLIB_WORKERS={threads} {PYTHON:q} -m snnlib.pipeline notebook {input.notebook:q} {output.notebook:q} "
+            "SNNLIB_WORKERS={threads} SNNLIB_RUN_DIR={RUN:q} {PYTHON:q} -m snnlib.pipeline notebook {input.notebook:q} {output.notebook:q} "
             "--params {params.run:q} > {log:q} 2>&1"
 
 
@@ -112,12 +132,16 @@ rule tutorial:
 
 
 rule claims:
+    """The ledger of every work's claims; only the default run on embedded data updates the README table."""
     input:
-        expand("results/{key}/claims.json", key=WORKS),
+        [out(f"results/{key}/claims.json") for key in WORKS],
     output:
-        "results/claims.md",
+        report(out("results/claims.md"), category="claims", subcategory=RUN_LABEL,
+               caption="report/claims.rst"),
+    params:
+        readme="--readme README.md" if RUN == "." else "",
     shell:
-        "{PYTHON:q} -m snnlib.pipeline claims {output:q} {input:q} --readme README.md"
+        "{PYTHON:q} -m snnlib.pipeline claims {output:q} {input:q} {params.readme}"
 
 
 rule verify_work_data:

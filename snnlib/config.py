@@ -14,6 +14,7 @@ Two kinds of file live in ``config/``:
       outputs:                            # what the notebook writes, declared for Snakemake
         figures: {accuracy: "Caption of figures/<key>/accuracy.png"}
         tables:  {accuracy: "Caption of results/<key>/accuracy.csv"}
+        models:  {snn: "Caption of results/<key>/snn.nir (a trained network in NIR, snnlib.export)"}
       claims:                             # the paper's claims and their tests (snnlib.claims)
         - {id: ..., text: ..., test: superiority, a: ..., b: ..., margin: ...}
 
@@ -22,7 +23,10 @@ Two kinds of file live in ``config/``:
   notebook written against one profile runs on the others. :func:`load_work_config`
   returns one profile's merged section.
 
-Notebooks find the project from any working directory with :func:`project_root`.
+Notebooks find the project from any working directory with :func:`project_root`. Each run
+writes under its own folder (:func:`run_subdir`): the default profile on embedded data at the
+top (``results/``, ``figures/``), any other under ``runs/<profile>-<data>/``; the Snakefile
+passes it to the notebooks as ``$SNNLIB_RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -161,6 +165,7 @@ class WorkOutputs:
 
     figures: dict[str, str] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # trained networks written as results/<key>/<name>.nir
 
 
 def work_config_path(key: str, root: str | os.PathLike | None = None) -> Path:
@@ -182,7 +187,7 @@ def load_work_outputs(key: str, root: str | os.PathLike | None = None) -> WorkOu
     _check_work(path, raw)
     outputs = raw.get("outputs") or {}
     result = {}
-    for kind in ("figures", "tables"):
+    for kind in ("figures", "tables", "models"):
         entries = outputs.get(kind) or {}
         if not isinstance(entries, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in entries.items()
@@ -203,11 +208,25 @@ def work_claims(key: str, root: str | os.PathLike | None = None) -> tuple[Path, 
     return path, entries
 
 
+def run_subdir(profile: str, data: str) -> str:
+    """Where a run's results and figures go, relative to the project: ``"."`` for the default
+    profile on embedded data (the run the README reports), ``runs/<profile>-<data>`` for any
+    other, so that a smoke or paper run never overwrites the default one."""
+    if profile not in PROFILES or data not in ("embedded", "real"):
+        raise ConfigError(f"no run directory for profile {profile!r} and data {data!r}")
+    return "." if (profile, data) == ("default", "embedded") else f"runs/{profile}-{data}"
+
+
+def _run_root(root: str | os.PathLike | None) -> Path:
+    """The project root joined with ``$SNNLIB_RUN_DIR`` (set by the Snakefile from :func:`run_subdir`)."""
+    return Path(root or project_root()) / os.environ.get("SNNLIB_RUN_DIR", ".")
+
+
 def figures_dir(key: str, root: str | os.PathLike | None = None) -> Path:
-    """Where work ``key`` writes its figures: ``figures/<key>/``."""
-    return Path(root or project_root()) / "figures" / key
+    """Where work ``key`` writes its figures: ``<run>/figures/<key>/`` (see :func:`run_subdir`)."""
+    return _run_root(root) / "figures" / key
 
 
 def results_dir(key: str, root: str | os.PathLike | None = None) -> Path:
-    """Where work ``key`` writes its tables, claims and executed notebook: ``results/<key>/``."""
-    return Path(root or project_root()) / "results" / key
+    """Where work ``key`` writes its tables, claims and executed notebook: ``<run>/results/<key>/``."""
+    return _run_root(root) / "results" / key

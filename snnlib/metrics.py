@@ -16,6 +16,13 @@ Firing rate (per layer)
         rate       = sum_{t,b,i} s[t, b, i] / (T * B * N)      spikes per neuron per time step
         rate[t]    = sum_{b,i}   s[t, b, i] / (B * N)          the same, per time step
 
+Activation sparsity (the NeuroBench definition, ``neurobench.metrics.workload.ActivationSparsity``)
+    Over every watched spiking layer, time step and sample: the fraction of zero outputs,
+
+        sparsity = 1 - sum_layers sum_{t,b,i} [s != 0] / sum_layers (T * B * N)
+
+    i.e. one minus the neuron-count-weighted mean firing rate (not the mean of the layers' rates).
+
 Synaptic operations (the NeuroBench definition, ``neurobench.metrics.workload.SynapticOperations``)
     For every connection layer (``nn.Linear``, ``nn.Conv1d/2d/3d``, so also spikingjelly's
     ``layer.Linear``/``layer.Conv2d`` and layers inside ``layer.SeqToANNContainer``), each
@@ -158,7 +165,8 @@ class HookedMonitor:
 class FiringRateMonitor(HookedMonitor):
     """Mean firing rate of every spiking layer while the monitor is active.
 
-    Watches every spikingjelly ``neuron.BaseNode`` in ``model`` plus any module in
+    Watches every spikingjelly ``neuron.BaseNode`` and ``neuron.SimpleBaseNode`` (he2020's
+    ``HeLIFNode``) in ``model`` plus any module in
     ``modules`` (a module returning a tuple counts its first element as the spikes).
     Outputs are time-first ``[T, B, ...]`` for modules in multi-step mode and for modules
     without a ``step_mode``; a module with ``step_mode == 's'`` outputs ``[B, ...]`` and each
@@ -174,13 +182,14 @@ class FiringRateMonitor(HookedMonitor):
     """
 
     def __init__(self, model: nn.Module, modules: Iterable[nn.Module] | None = None):
-        super().__init__(_pick_modules(model, (neuron.BaseNode,), modules))
+        super().__init__(_pick_modules(model, (neuron.BaseNode, neuron.SimpleBaseNode), modules))
         self._types = {name: type(module).__name__ for module, name in self._modules.items()}
         self.reset()
 
     def reset(self) -> None:
         """Forget everything counted so far."""
         self._spikes: dict[str, float] = defaultdict(float)
+        self._nonzero: dict[str, int] = defaultdict(int)
         self._slots: dict[str, int] = defaultdict(int)
         self._neurons: dict[str, int] = {}
         self._step_spikes: dict[str, torch.Tensor] = {}
@@ -198,6 +207,7 @@ class FiringRateMonitor(HookedMonitor):
             )
         self._neurons[name] = spikes[(0,) * lead].numel()
         self._spikes[name] += spikes.sum().item()
+        self._nonzero[name] += int(torch.count_nonzero(spikes))
         self._slots[name] += spikes.numel()
         if not single_step:
             self._add_per_step(name, spikes.flatten(1))
@@ -226,6 +236,12 @@ class FiringRateMonitor(HookedMonitor):
         ]
         return pd.DataFrame(rows, columns=["layer", "type", "neurons", "firing_rate"])
 
+    def sparsity(self) -> float:
+        """NeuroBench's activation sparsity over every layer seen: zero outputs / all outputs."""
+        if not self._slots:
+            raise ValueError("no spiking layer ran inside the monitor; run the model within the 'with' block")
+        return 1.0 - sum(self._nonzero.values()) / sum(self._slots.values())
+
     def per_step_table(self) -> pd.DataFrame:
         """Long table of per-time-step rates: layer, step (0-based), firing_rate."""
         rows = []
@@ -244,6 +260,14 @@ def firing_rates(
         functional.reset_net(model)
         model(x)
     return monitor.per_step_table() if per_step else monitor.table()
+
+
+def activation_sparsity(model: nn.Module, x: torch.Tensor, modules: Iterable[nn.Module] | None = None) -> float:
+    """Reset ``model``, run it once on ``x`` (``[T, B, ...]``) and return NeuroBench's activation sparsity."""
+    with FiringRateMonitor(model, modules) as monitor, torch.no_grad():
+        functional.reset_net(model)
+        model(x)
+    return monitor.sparsity()
 
 
 # --------------------------------------------------------------------------- synaptic operations

@@ -11,7 +11,9 @@
     README's results table between its markers.
 
 :func:`write_captions` writes the report captions declared in ``config/<key>.yaml``; the
-Snakefile calls it when it is read.
+Snakefile calls it when it is read, and refuses a run before any job starts when
+:func:`check_device` finds the requested device absent or :func:`missing_real_data` finds an
+original data set missing (``data: real``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 from pathlib import Path
 
 from snnlib import claims
-from snnlib.config import load_work_outputs, project_root
+from snnlib.config import ConfigError, load_work_outputs, project_root
 from snnlib.io import atomic_path, write_text
 
 
@@ -59,6 +61,38 @@ def write_captions(work_yamls: list[str | Path], out: str | Path) -> list[Path]:
                 write_text(target, caption + "\n")
             written.append(target)
     return written
+
+
+def check_device(device: str) -> None:
+    """Refuse a ``cuda``/``cuda:N``/``mps`` device this machine's torch cannot use, naming the fix."""
+    if not device.startswith(("cuda", "mps")):
+        return
+    import torch
+
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device=mps, but this torch has no usable MPS (Apple GPU) backend; use device=cpu or auto")
+        return
+    build = f"torch {torch.__version__}, " + (f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={device}, but torch sees no CUDA GPU here ({build}); use device=cpu or auto, "
+                          "or install a CUDA build of torch (README: 'On a GPU')")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device}, but this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+
+
+def missing_real_data(works: list[str], data_dir: str | Path = "data") -> list[str]:
+    """Every problem (presence and counts, no MD5s) with the original data sets of ``works``, one line each."""
+    from snnlib.data.datasets import check_dataset, datasets_for
+
+    names = sorted({name for work in works for name in datasets_for(work)})
+    lines = []
+    for name in names:
+        users = ", ".join(w for w in works if name in datasets_for(w))
+        lines += [f"  {name} (used by {users}): {p.message}" for p in check_dataset(name, None, data_dir, md5=False)]
+    return lines
 
 
 def _exit_on_sigterm(signum, frame):

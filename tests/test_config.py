@@ -77,6 +77,7 @@ paper: {epochs: 100, n_train: null, lr: 0.0001}
 outputs:
   figures: {curves: "Training curves."}
   tables: {accuracy: "Accuracy per model."}
+  models: {snn: "The trained SNN in NIR."}
 """
 
 
@@ -87,6 +88,7 @@ def test_work_config_merges_common_under_each_profile(tmp_path):
     outputs = load_work_outputs("demo", root)
     assert outputs.figures == {"curves": "Training curves."}
     assert outputs.tables == {"accuracy": "Accuracy per model."}
+    assert outputs.models == {"snn": "The trained SNN in NIR."}
 
 
 @pytest.mark.parametrize(

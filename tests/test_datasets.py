@@ -595,6 +595,7 @@ def test_wrong_checksum_names_the_file_and_both_md5s(name, fabricated):
     with pytest.raises(ChecksumError) as info:
         load(name, split, data_dir)
     assert str(victim) in str(info.value) and entry.md5 in str(info.value) and file_md5(victim) in str(info.value)
+    assert str(info.value).count("download it") == 1  # one hint, not "download it again: download it from"
     assert tree_state(data_dir) == before
 
 

@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.pipeline
+SLOW_CLAIMS = "runs/smoke-embedded/results/slow/claims.json"
 
 DEMO_CONFIG = """
 common: {n_points: 50}
@@ -125,19 +126,32 @@ def smoke_project(tmp_path_factory):
 
 def test_smoke_pipeline_writes_every_declared_output(smoke_project):
     root = smoke_project
+    run = root / "runs" / "smoke-embedded"  # a smoke run never writes over the default run's results/
     works = sorted(p.stem for p in (root / "notebooks" / "papers").glob("*.ipynb"))
     for key in works:
-        claims = json.loads((root / "results" / key / "claims.json").read_text())
+        claims = json.loads((run / "results" / key / "claims.json").read_text())
         assert claims["profile"] == "smoke" and claims["claims"], key
-        assert (root / "results" / key / f"{key}.ipynb").is_file()
-    assert (root / "figures" / "demo_a" / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (root / "figures" / "demo_a" / "line.pdf").read_bytes()[:5] == b"%PDF-"
-    assert (root / "results" / "demo_a" / "values.csv").read_text().startswith("x,y")
+        assert (run / "results" / key / f"{key}.ipynb").is_file()
+    assert (run / "figures" / "demo_a" / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "figures" / "demo_a" / "line.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (run / "results" / "demo_a" / "values.csv").read_text().startswith("x,y")
     for tutorial in (root / "notebooks" / "tutorials").glob("*.ipynb"):
         assert (root / "results" / "tutorials" / tutorial.name).is_file()
-    ledger = (root / "results" / "claims.md").read_text()
+    ledger = (run / "results" / "claims.md").read_text()
     assert all(f"## {key} (smoke profile" in ledger for key in works)
-    assert "| [demo_b](results/demo_b/claims.json) | smoke | embedded | 1 | 0 | 0 | 0 |" in (root / "README.md").read_text()
+    assert not any((root / folder / "demo_a").exists() for folder in ("results", "figures"))
+    assert (root / "README.md").read_text() == (ROOT / "README.md").read_text()  # only a default run updates it
+
+
+def test_only_the_default_embedded_run_updates_the_readme(smoke_project):
+    def claims_command(*config):
+        out = snakemake(smoke_project, "-n", "-p", "-F", "results/claims.md", "--config", *config).stdout
+        return next(line for line in out.splitlines() if "snnlib.pipeline claims" in line)
+
+    assert "--readme README.md" in claims_command("profile=default")
+    out = snakemake(smoke_project, "-n", "-p", "-F", "runs/smoke-embedded/results/claims.md", "--config",
+                    "profile=smoke", "seeds=[0,1]").stdout
+    assert "snnlib.pipeline claims" in out and "--readme" not in out
 
 
 def test_second_run_does_nothing(smoke_project):
@@ -145,10 +159,11 @@ def test_second_run_does_nothing(smoke_project):
 
 
 def test_deleting_a_figure_reruns_only_its_work(smoke_project):
-    (smoke_project / "figures" / "demo_a" / "line.png").unlink()
+    figure = smoke_project / "runs" / "smoke-embedded" / "figures" / "demo_a" / "line.png"
+    figure.unlink()
     assert planned_rules(smoke_project) == {"paper_demo_a", "claims", "all"}
     snakemake(smoke_project, "all", "--config", "profile=smoke", "seeds=[0,1]")
-    assert (smoke_project / "figures" / "demo_a" / "line.png").is_file()
+    assert figure.is_file()
     assert planned_rules(smoke_project) == set()
 
 
@@ -169,28 +184,38 @@ def test_bad_config_value_is_refused_by_name(smoke_project, override, key):
     assert f"config key '{key}'" in result.stdout + result.stderr
 
 
+def test_missing_gpu_and_missing_real_data_are_refused_before_any_job(smoke_project):
+    result = snakemake(smoke_project, "-n", "all", "--config", "device=cuda", check=False)
+    assert result.returncode != 0 and "device=cuda, but torch sees no CUDA GPU" in result.stdout + result.stderr
+    result = snakemake(smoke_project, "-n", "all", "--config", "data=real", check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and "data=real, but these original data sets are missing" in text
+    # every missing set of every work at once, not only the first work's
+    assert all(name in text for name in ("nmnist (used by he2020)", "cifar10 (used by jiang2025)", "ssc (used by xu2025)"))
+
+
 def test_killed_run_restarts_cleanly(tmp_path):
     root = copy_project(tmp_path)
     add_demo_work(root, "slow", pause_s=30)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen(
-        [str(BIN / "snakemake"), "--cores", "1", "results/slow/claims.json", "--config", "profile=smoke", "seeds=[0,1]"],
+        [str(BIN / "snakemake"), "--cores", "1", SLOW_CLAIMS, "--config", "profile=smoke", "seeds=[0,1]"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    figure = root / "figures" / "slow" / "line.png"
+    figure = root / "runs" / "smoke-embedded" / "figures" / "slow" / "line.png"
     deadline = time.time() + 120
     while not figure.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert figure.exists(), "the slow notebook never reached its pause"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=60)
-    leftovers = lambda: list((root / "results" / "slow").glob("*.tmp*"))  # noqa: E731
+    leftovers = lambda: list((root / SLOW_CLAIMS).parent.glob("*.tmp*"))  # noqa: E731
     deadline = time.time() + 30  # the job's processes finish unwinding after snakemake exits
     while leftovers() and time.time() < deadline:
         time.sleep(0.2)
     assert not leftovers()
-    assert not (root / "results" / "slow" / "claims.json").exists()
+    assert not (root / SLOW_CLAIMS).exists()
     (root / "config" / "slow.yaml").write_text(DEMO_CONFIG)  # no pause this time
-    snakemake(root, "results/slow/claims.json", "--config", "profile=smoke", "seeds=[0,1]")
-    assert json.loads((root / "results" / "slow" / "claims.json").read_text())["claims"]
-    assert (root / "results" / "slow" / "slow.ipynb").is_file()
+    snakemake(root, SLOW_CLAIMS, "--config", "profile=smoke", "seeds=[0,1]")
+    assert json.loads((root / SLOW_CLAIMS).read_text())["claims"]
+    assert (root / SLOW_CLAIMS).with_name("slow.ipynb").is_file()

@@ -171,6 +171,8 @@ def test_dat_round_trip_with_and_without_version_bytes(tmp_path):
     for path, size in ((with_version, None), (without_version, (304, 240, 2))):
         columns = as_columns(read_dat(path, size))
         np.testing.assert_array_equal(columns, np.stack([x, y, t, p], axis=1))
+    with pytest.raises(ValueError, match=r"b_td.dat.*sensor size.*\(304, 240, 2\) for an ATIS \(N-CARS"):
+        read_dat(without_version)  # an ATIS file gets the ATIS size in the hint, not only VGA
 
 
 def test_bad_files_raise_errors_naming_them(tmp_path):
@@ -220,6 +222,7 @@ def test_real_davis346_recording_loads_with_its_frames():
     assert recording.sensor_size == (346, 260, 2)
     assert len(recording.events) == 78_830 and recording.frames.shape == (59, 260, 346)
     assert recording.frames.dtype == np.uint8 and np.all(np.diff(recording.frame_t) > 0)
+    assert recording.skipped == ("imus (stream 2)", "triggers (stream 3)")  # said, not silently dropped
     independent = tonic.io.read_aedat4(str(path))  # tonic's reader: fields t, x, y, on
     for ours, theirs in (("t", "t"), ("x", "x"), ("y", "y"), ("p", "on")):
         np.testing.assert_array_equal(recording.events[ours], independent[theirs])

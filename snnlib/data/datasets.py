@@ -172,7 +172,7 @@ def _check_file(spec, root, entry, md5, progress):
             progress.update(path.stat().st_size)
         if found != entry.md5:
             return [Problem("checksum", path, f"{path}: MD5 {found}, expected {entry.md5}: the file is incomplete "
-                                              f"or not the original; download it again: {spec.fix}", False)]
+                                              f"or not the original; {spec.fix}", False)]
     if entry.items is not None:
         try:
             found_items = _count_items(path)

@@ -60,12 +60,15 @@ class Recording:
     ``sensor_size``: ``(W, H, P)`` as in tonic.
     ``frames``: ``[N, H, W]`` (grey) or ``[N, H, W, C]`` images, time-first, or None.
     ``frame_t``: ``[N]`` int64 frame timestamps (microseconds, same clock as ``events``), or None.
+    ``skipped``: the streams of the file that were not read (AEDAT4: IMU, triggers, further
+    event streams, by stream type and id), so that a caller sees what the reader left out.
     """
 
     events: np.ndarray
     sensor_size: tuple
     frames: np.ndarray | None = None
     frame_t: np.ndarray | None = None
+    skipped: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ def _header_sensor_size(path, header, sensor_size):
             return int(width.group(1)), int(height.group(1)), 2
     if sensor_size is None:
         raise ValueError(f"{path}: the header does not give the sensor size; pass sensor_size=(W, H, 2), "
-                         "e.g. (640, 480, 2) for a Prophesee Gen3 VGA camera")
+                         "e.g. (640, 480, 2) for a Prophesee Gen3 VGA camera, (304, 240, 2) for an ATIS "
+                         "(N-CARS, N-Caltech101), (1280, 720, 2) for a Gen4 / EVK4 (Gen1 detection: (304, 240, 2))")
     return tuple(sensor_size)
 
 
@@ -240,7 +244,11 @@ def is_decoder_panic(error):
 
 
 def _decode_aedat4(path):
-    """``(streams, event packets, frame dicts)`` of an AEDAT4 file, decoded by the ``aedat`` package."""
+    """``(stream, event packets, frame dicts, skipped)`` of an AEDAT4 file, decoded by the ``aedat`` package.
+
+    Only the first event stream and the frame packets are kept; IMU and trigger packets (and any
+    further event stream) are skipped, and :func:`read_aedat4` lists them in ``Recording.skipped``.
+    """
     import aedat  # the Rust decoder; imported here so that the other readers work without it
 
     try:
@@ -259,7 +267,9 @@ def _decode_aedat4(path):
         raise EventFileError(f"{path}: not a readable AEDAT4 file ({err}); copy it again from its source") from err
     if events_id is None:
         raise EventFileError(f"{path}: the AEDAT4 file has no event stream")
-    return streams[events_id], packets, frames
+    skipped = tuple(f"{s['type']} (stream {i})" for i, s in sorted(streams.items())
+                    if i != events_id and s["type"] != "frame")
+    return streams[events_id], packets, frames, skipped
 
 
 def _frame_stack(path, frames, width, height):
@@ -282,15 +292,15 @@ def read_aedat4(path):
     the events between frames k and k+1 are those with ``frame_t[k] <= t < frame_t[k+1]``
     (see ``split_at_frames``).
     """
-    stream, packets, frames = _decode_aedat4(path)
+    stream, packets, frames, skipped = _decode_aedat4(path)
     size = (int(stream["width"]), int(stream["height"]), 2)
     raw = np.concatenate(packets) if packets else np.empty(0, dtype=[("t", "<u8"), ("x", "<u2"), ("y", "<u2"),
                                                                       ("on", "?")])
     events = _checked(path, _events(raw["x"], raw["y"], raw["t"].astype(np.int64), raw["on"]), size)
     if not frames:
-        return Recording(events, size)
+        return Recording(events, size, skipped=skipped)
     frame_t = np.array([frame["t"] for frame in frames], dtype=np.int64)
-    return Recording(events, size, _frame_stack(path, frames, size[0], size[1]), frame_t)
+    return Recording(events, size, _frame_stack(path, frames, size[0], size[1]), frame_t, skipped)
 
 
 def read_recording(path, sensor_size=None):
