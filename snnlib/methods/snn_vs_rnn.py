@@ -9,7 +9,9 @@ scnn_gesture.py). Every model is trained with BPTT and an MSE loss to one-hot la
 Shapes. Inputs are time-first frames `[T, B, *in_shape]`, normally `[T, B, C, H, W]`; the MLPs
 flatten each frame in C, H, W order. Every model returns one row per time step, `[T, B, classes]`:
 the SNNs their output-layer spikes, the RNNs their readout. `readout(outputs, "mean" | "last")`
-turns it into `[B, classes]`; predictions are its argmax (for an SNN: the largest spike count).
+turns it into `[B, classes]`; predictions are its argmax (for an SNN: the largest spike count), with
+ties broken uniformly at random, and `readout_accuracy` is the accuracy in expectation over the
+tie-breaks (a sample tied between k classes, its label among them, counts 1/k).
 
 SNN neuron (`HeLIFNode`, the authors' explicit loop), with input current x[t] = W s_in[t] + b:
 
@@ -24,7 +26,8 @@ detach_reset=False, H[t] = decay * V[t-1] + x[t], S[t] = (H[t] > V_th), V[t] = H
 with u = H: then V[t-1] = u[t-1] (1 - o[t-1]), forward and backward. In multi-step mode the
 neuron runs fused (`snnlib.neurons.fused_decay_lif`: one autograd Function for all T steps, numba
 kernels on CPU; spikes and u bit-identical to the per-step loop, gradients equal to rounding).
-SNN output and loss: r = (1/T) sum_t o_out[t];  L = MSE(r, one_hot(y));  prediction argmax r.
+SNN output and loss: r = (1/T) sum_t o_out[t];  L = MSE(r, one_hot(y));  prediction argmax r
+(ties at random; see "departures").
 
 RNN and LSTM (torch `nn.RNN` with tanh, `nn.LSTM`), per layer l, readout z[t] = W_o h_L[t] + b_o:
 
@@ -68,6 +71,11 @@ Where this module departs from the authors' code, and why:
     the next step's reset, so a kept spike (scaled by 2) gives (1 - o) = -1. Here dropout
     (nn.Dropout, a fresh mask per step, off in eval mode) acts only on what goes to the next layer;
     every neuron resets with its own spikes.
+  * Ties. Their code predicts with torch's argmax (max(1)[1]), which gives a tie to the lowest
+    class; an SNN's spike counts tie often at small T (a silent output layer ties all classes), so
+    coarse temporal resolutions would be scored by how often class 0 is the label. Here ties are
+    broken uniformly at random (`predict`) and accuracy is its expectation (`readout_accuracy`), so a
+    tie scores chance among the tied classes whatever their order. `tie_fraction` reports how often.
   * Their conv RNN/LSTM read out only the last step; here the readout is evaluated at every step so
     that both losses apply to every model.
   * The rate-coding-inspired loss, MSE of the time-averaged readout, is an interpretation: the
@@ -159,6 +167,7 @@ __all__ = [
     "readout",
     "readout_accuracy",
     "rnn_layer_parameters",
+    "tie_fraction",
 ]
 
 
@@ -738,9 +747,28 @@ def readout(outputs: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     raise ValueError(f"mode must be one of {READOUTS}, got {mode!r}")
 
 
-def predict(outputs: torch.Tensor, mode: str = "mean") -> torch.Tensor:
-    """Predicted classes `[B]`: argmax of `readout(outputs, mode)` (ties go to the lowest class)."""
-    return readout(outputs, mode).argmax(dim=1)
+def _winners(scores: torch.Tensor) -> torch.Tensor:
+    """Boolean `[B, C]`: the classes that share each row's maximum score (more than one on a tie)."""
+    return scores == scores.max(dim=1, keepdim=True).values
+
+
+def predict(outputs: torch.Tensor, mode: str = "mean", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Predicted classes `[B]`: argmax of `readout(outputs, mode)`, ties broken uniformly at random.
+
+    An SNN's spike counts take only T + 1 values, so at small T several classes often share the
+    maximum (all of them when the output layer is silent). argmax would give every such sample the
+    lowest tied class, i.e. class 0 for a silent network; here each tie is broken by a uniform draw
+    from `generator` (default: a new one seeded with 0, so a call is reproducible).
+    """
+    winners = _winners(readout(outputs, mode))
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    draws = torch.rand(winners.shape, generator=generator).to(winners.device)
+    return torch.where(winners, draws, -1.0).argmax(dim=1)
+
+
+def tie_fraction(outputs: torch.Tensor, mode: str = "mean") -> float:
+    """Fraction of samples whose largest readout is shared by two or more classes."""
+    return (_winners(readout(outputs, mode)).sum(dim=1) > 1).float().mean().item()
 
 
 def _check_labels(labels, scores: torch.Tensor) -> None:
@@ -756,10 +784,17 @@ def _check_labels(labels, scores: torch.Tensor) -> None:
 
 
 def readout_accuracy(outputs: torch.Tensor, labels: torch.Tensor, mode: str = "mean") -> float:
-    """Fraction of samples with `predict(outputs, mode) == labels`; labels `[B]` class indices."""
+    """Accuracy of `predict(outputs, mode)` in expectation over its random tie-breaking.
+
+    A sample whose label is one of k classes tied at the maximum counts 1/k (0 if the label is not
+    among them): exactly the mean accuracy over all tie-breaks, with no randomness. A silent SNN
+    therefore scores chance (1/C), not the share of class 0. Labels `[B]` are class indices.
+    """
     scores = readout(outputs, mode)
     _check_labels(labels, scores)
-    return (scores.argmax(dim=1) == labels).float().mean().item()
+    winners = _winners(scores).float()
+    credit = winners.gather(1, labels[:, None]).squeeze(1) / winners.sum(dim=1)
+    return credit.mean().item()
 
 
 def _mse_to_one_hot(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
