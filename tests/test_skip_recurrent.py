@@ -282,6 +282,26 @@ def test_annealing_multiplies_tau_and_sharpens_the_span_distribution():
     assert abs(after[1] - expected[1]) < 1e-6
 
 
+@pytest.mark.parametrize("epochs", [1, 14, 40, 200])
+def test_epoch_decay_anneals_a_run_of_any_length_as_far_as_the_authors_200_epochs(epochs):
+    de_tau = sr.epoch_decay(epochs)
+    model = sr.SkipRecurrentSNN(D, [H], C, recurrence="asrc", spans=3, de_tau=de_tau)
+    for _ in range(epochs):
+        taus = sr.anneal_temperature(model)
+    assert taus[0] == pytest.approx(0.96**200, rel=1e-4)  # float32 buffer
+    assert de_tau == pytest.approx(0.96 ** (200 / epochs))
+
+
+def test_epoch_decay_is_the_authors_value_over_their_schedule_and_checks_its_arguments():
+    assert sr.epoch_decay(200) == pytest.approx(0.96)
+    assert sr.epoch_decay(50, reference_decay=0.5, reference_epochs=100) == pytest.approx(0.25)
+    assert sr.epoch_decay(10) < sr.epoch_decay(100) < 0.96 < sr.epoch_decay(400)
+    with pytest.raises(ValueError, match="epochs"):
+        sr.epoch_decay(0)
+    with pytest.raises(ValueError, match="reference_decay"):
+        sr.epoch_decay(10, reference_decay=1.0)
+
+
 def test_onecycle_scheduler_uses_each_group_lr_as_maximum():
     model = sr.SkipRecurrentSNN(D, [H], C, recurrence="asrc", spans=3)
     opt = sr.make_optimizer(model, lr=1e-3, lr_skip=0.2)
