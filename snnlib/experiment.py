@@ -12,7 +12,9 @@ every (arm, seed) pair once and returns a :class:`GridResult`:
 
 Cache. Each run is stored with ``torch.save`` as ``.cache/experiments/<key>/<tag>/<h>.pt`` under
 the project root, where ``h`` hashes the tag, the arm's name and params (canonical JSON), the
-seed, the function's source text and a hash of every ``snnlib/**/*.py`` file. A rerun with the
+seed, ``context`` (anything else the function reads, e.g. the work's config section: a value it
+takes from a global and not from its params would otherwise not be in the key), the function's
+source text and a hash of every ``snnlib/**/*.py`` file. A rerun with the
 same code and config loads the stored dict; any change of code or config recomputes. Files are
 written atomically; an unreadable one is recomputed with a warning.
 
@@ -111,9 +113,9 @@ def _check_arms(arms: Mapping[str, Mapping], seeds: Sequence[int]) -> None:
         raise ValueError(f"seeds must be distinct non-negative integers, got {list(seeds)}")
 
 
-def _cache_file(folder: Path, fn_text: str, tag: str, arm: str, params: Mapping, seed: int) -> Path:
+def _cache_file(folder: Path, fn_text: str, tag: str, arm: str, params: Mapping, seed: int, context) -> Path:
     text = canonical_json({"tag": tag, "arm": arm, "params": dict(params), "seed": seed, "fn": fn_text,
-                           "snnlib": snnlib_source_hash()})
+                           "context": context, "snnlib": snnlib_source_hash()})
     return folder / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.pt"
 
 
@@ -148,8 +150,8 @@ def _scalars(out: dict) -> dict:
 
 
 def run_grid(fn: Callable[[str, dict, int], dict], arms: Mapping[str, Mapping], seeds: Sequence[int], *,
-             key: str, tag: str = "grid", workers: int | None = None, cache: bool = True,
-             root: str | os.PathLike | None = None, progress: bool = True) -> GridResult:
+             key: str, tag: str = "grid", context: Mapping | None = None, workers: int | None = None,
+             cache: bool = True, root: str | os.PathLike | None = None, progress: bool = True) -> GridResult:
     """Run ``fn(arm, params, seed)`` for every arm and seed (see the module docstring)."""
     global _JOBS
     seeds = [int(s) for s in seeds]
@@ -159,7 +161,8 @@ def run_grid(fn: Callable[[str, dict, int], dict], arms: Mapping[str, Mapping], 
         raise ValueError(f"workers must be >= 1, got {workers}")
     folder = Path(root or project_root()) / ".cache" / "experiments" / key / tag
     fn_text = _function_text(fn)
-    jobs = [(fn, arm, dict(params), seed, _cache_file(folder, fn_text, tag, arm, params, seed))
+    context = dict(context or {})
+    jobs = [(fn, arm, dict(params), seed, _cache_file(folder, fn_text, tag, arm, params, seed, context))
             for arm, params in arms.items() for seed in seeds]
     results = {i: _load(job[4]) if cache else None for i, job in enumerate(jobs)}
     todo = [i for i, out in results.items() if out is None]

@@ -49,6 +49,15 @@ def test_second_run_loads_from_the_cache_and_a_changed_param_reruns(tmp_path):
     assert sorted(CALLS) == [("fast", 0), ("fast", 1)]
 
 
+def test_a_changed_context_reruns_everything(tmp_path):
+    run_grid(train_tiny, ARMS, [0], key="demo", root=tmp_path, workers=1, progress=False, context={"epochs": 3})
+    CALLS.clear()
+    run_grid(train_tiny, ARMS, [0], key="demo", root=tmp_path, workers=1, progress=False, context={"epochs": 3})
+    assert CALLS == []
+    run_grid(train_tiny, ARMS, [0], key="demo", root=tmp_path, workers=1, progress=False, context={"epochs": 4})
+    assert sorted(CALLS) == [("fast", 0), ("slow", 0)]
+
+
 def test_unreadable_cache_file_is_recomputed_with_a_warning(tmp_path):
     run_grid(train_tiny, ARMS, [0], key="demo", root=tmp_path, workers=1, progress=False)
     for path in (tmp_path / ".cache" / "experiments" / "demo" / "grid").glob("*.pt"):
