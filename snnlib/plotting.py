@@ -123,6 +123,36 @@ def family_color(name: str) -> str:
     return TOL_MUTED[int.from_bytes(digest[:4], "big") % len(TOL_MUTED)]
 
 
+class Palette:
+    """One colour per model for all of a work's figures: ``palette(name)`` gives ``name`` the next
+    unused colour of :data:`OKABE_ITO` then :data:`TOL_MUTED` (black left out) the first time it is
+    asked for, and the same colour ever after. Create one per notebook and pass every figure's
+    model names through it, so a model keeps its colour from figure to figure.
+
+    ``labels`` maps code names to display names (``palette.label(name)``; unknown names are shown
+    as they are).
+    """
+
+    COLORS = tuple(c for c in OKABE_ITO if c != "#000000") + TOL_MUTED
+
+    def __init__(self, names=(), labels: dict[str, str] | None = None):
+        self._colors: dict[str, str] = {}
+        self.labels = dict(labels or {})
+        for name in names:
+            self(name)
+
+    def __call__(self, name: str) -> str:
+        if name not in self._colors:
+            if len(self._colors) == len(self.COLORS):
+                raise ValueError(f"the palette has {len(self.COLORS)} colours, all in use; {name!r} needs one more")
+            self._colors[name] = self.COLORS[len(self._colors)]
+        return self._colors[name]
+
+    def label(self, name: str) -> str:
+        """The display name of ``name`` (itself when no label is given)."""
+        return self.labels.get(name, name)
+
+
 def savefig(fig, path: str | os.PathLike, *, dpi: int = 150) -> tuple[Path, Path]:
     """Write ``fig`` to ``<path>.png`` and ``<path>.pdf`` atomically; return both paths.
 

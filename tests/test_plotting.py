@@ -102,3 +102,17 @@ def test_backend_is_agg_only_when_headless_and_unset(env, expected):
     full_env = {**base, **{k: v for k, v in env.items() if v}}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, check=True)
     assert out.stdout.strip().endswith(expected)
+
+
+def test_palette_keeps_one_colour_and_label_per_model():
+    from snnlib.plotting import Palette
+
+    palette = Palette(["SRC k=5"], labels={"lif-wotap": "LIF (woTAP)"})
+    first = palette("SRC k=5")
+    assert palette("vanilla RSNN") != first and palette("SRC k=5") == first  # asked again: unchanged
+    names = ["SRC k=5", "vanilla RSNN", *(f"m{i}" for i in range(10))]
+    assert len({palette(n) for n in names}) == len(names)  # distinct while colours last
+    assert palette.label("lif-wotap") == "LIF (woTAP)" and palette.label("gru") == "gru"
+    with pytest.raises(ValueError, match="all in use"):
+        for i in range(len(Palette.COLORS) + 1):
+            palette(f"extra{i}")
