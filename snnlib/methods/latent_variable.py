@@ -48,7 +48,9 @@ Choices we made where the abstract and caption are silent (each could differ in 
     follows the recorded spikes (teacher forcing, as a GLM's spike-history term), in generation
     their own samples;
   * beta (the KL weight) is a setting, default 1 (the plain ELBO);
-  * optimiser: Adam with gradient clipping (`fit_sequences`), trained on short clips.
+  * optimiser: Adam with gradient clipping (`fit_sequences`), trained on short clips whose first
+    `burn_in` bins warm up the memory and are not scored (the baselines get the same bins as the
+    stimulus window they read), so no model is scored on a state it could not have.
 """
 
 from __future__ import annotations
@@ -128,11 +130,12 @@ class TeCoSLVM(nn.Module):
         """Teacher-forced pass: {'logits': [T, B, N] (u - 1), 'kl': [T, B], 'spikes': y}."""
         return self._run(x, y, None)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Negative ELBO per bin and sequence: Bernoulli NLL summed over neurons + beta * KL."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor, burn_in: int = 0) -> tuple[torch.Tensor, dict]:
+        """Negative ELBO per bin and sequence: Bernoulli NLL summed over neurons + beta * KL, over the
+        bins t >= burn_in (the earlier ones only warm up the state)."""
         out = self(x, y)
-        nll = F.binary_cross_entropy_with_logits(out["logits"], y, reduction="none").sum(-1).mean()
-        kl = out["kl"].mean()
+        nll = F.binary_cross_entropy_with_logits(out["logits"], y, reduction="none").sum(-1)[burn_in:].mean()
+        kl = out["kl"][burn_in:].mean()
         return nll + self.beta * kl, {"nll": float(nll.detach()), "kl": float(kl.detach())}
 
     @torch.no_grad()
@@ -148,9 +151,13 @@ class TeCoSLVM(nn.Module):
 
 
 def fit_sequences(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
-                  seed: int, grad_clip: float = 1.0) -> pd.DataFrame:
-    """Train any model with a `loss(x, y) -> (loss, parts)` method on clips x [T, M, D], y [T, M, N]
-    with Adam; the history (epoch, loss and the loss parts averaged over the epoch's batches)."""
+                  seed: int, burn_in: int = 0, grad_clip: float = 1.0) -> pd.DataFrame:
+    """Train any model with a `loss(x, y, burn_in) -> (loss, parts)` method on clips x [T, M, D],
+    y [T, M, N] with Adam, the loss counted from bin `burn_in` on (the earlier bins give every model
+    the stimulus history it reads: a window or a warmed-up state); the history (epoch, loss and the
+    loss parts averaged over the epoch's batches)."""
+    if not 0 <= burn_in < x.shape[0]:
+        raise ValueError(f"burn_in must lie in [0, T = {x.shape[0]}), got {burn_in}")
     time_first(x, x.shape[-1] if isinstance(x, torch.Tensor) and x.dim() else 0, _HINT)
     if y.shape[:2] != x.shape[:2]:
         raise ValueError(f"x and y must share [T, M], got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -164,7 +171,7 @@ def fit_sequences(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs:
         sums, batches = {}, 0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss, parts = model.loss(x[:, idx], y[:, idx])
+            loss, parts = model.loss(x[:, idx], y[:, idx], burn_in)
             if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}; lower lr (now {lr})")
             opt.zero_grad()

@@ -15,6 +15,7 @@ WindowCNN (deep-retina style, reduced to what fits a 2-core budget):
 
 SpikeHistoryGLM (LN-Poisson with a post-spike filter, Pillow et al. 2008 style, one per neuron):
     lambda[t, n] = exp(b_n + sum_{k<window} k_n[k] . x[t-k] + sum_{j=1..history} g_n[j] y[t-j, n])
+    (log lambda clipped at 3, P(spike) <= 0.95: the exp link overflowed at lr 1e-2 otherwise)
     P(y[t, n] = 1) = 1 - exp(-lambda[t, n]); loss as above with the recorded history (teacher forcing);
     `generate` samples step by step, feeding its own spikes back through g_n.
 The deep retina's spatial convolutions are left out: the stimuli here are small (a 1-D envelope or
@@ -29,6 +30,7 @@ from torch import nn
 
 from snnlib.checks import positive_int, time_first
 
+MAX_LOG_RATE = 3.0  # GLM: log lambda clipped (P(spike) <= 0.95) so that an exp link cannot overflow
 _HINT = "pass the stimulus time-first [T, B, D] (one step per frame)"
 
 
@@ -38,8 +40,9 @@ def _windowed(conv: nn.Conv1d, x: torch.Tensor, window: int) -> torch.Tensor:
     return conv(seq).permute(2, 0, 1)
 
 
-def _poisson_loss(log_rate: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.poisson_nll_loss(log_rate, y, log_input=True, full=False, reduction="none").sum(-1).mean()
+def _poisson_loss(log_rate: torch.Tensor, y: torch.Tensor, burn_in: int) -> torch.Tensor:
+    """Poisson NLL summed over neurons, averaged over the bins t >= burn_in and the batch."""
+    return F.poisson_nll_loss(log_rate, y, log_input=True, full=False, reduction="none").sum(-1)[burn_in:].mean()
 
 
 def _bernoulli_log_likelihood(log_rate: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,8 +66,8 @@ class WindowCNN(nn.Module):
         time_first(x, self.n_inputs, _HINT)
         return torch.log(F.softplus(self.readout(F.relu(_windowed(self.temporal, x, self.window)))) + 1e-6)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss = _poisson_loss(self.log_rate(x), y)
+    def loss(self, x: torch.Tensor, y: torch.Tensor, burn_in: int = 0) -> tuple[torch.Tensor, dict]:
+        loss = _poisson_loss(self.log_rate(x), y, burn_in)
         return loss, {"nll": float(loss.detach())}
 
     @torch.no_grad()
@@ -86,6 +89,9 @@ class SpikeHistoryGLM(nn.Module):
         self.window, self.history = positive_int("window", window), positive_int("history", history)
         self.stimulus = nn.Conv1d(n_inputs, n_neurons, window)
         self.post_spike = nn.Parameter(torch.zeros(n_neurons, history))  # g_n[j], j = 1..history
+        with torch.no_grad():  # start near a flat, low rate: an exp link with default init overflows the loss
+            self.stimulus.weight.mul_(0.1)
+            self.stimulus.bias.fill_(-3.0)
 
     def _drive(self, x: torch.Tensor) -> torch.Tensor:
         time_first(x, self.n_inputs, _HINT)
@@ -95,10 +101,10 @@ class SpikeHistoryGLM(nn.Module):
         """log lambda [T, B, N] with the recorded history y."""
         past = F.pad(y.permute(1, 2, 0), (self.history, 0))[..., :-1]  # y[t-1] at t; [B, N, T + history - 1]
         hist = F.conv1d(past, self.post_spike.flip(-1).unsqueeze(1), groups=self.n_neurons)
-        return self._drive(x) + hist.permute(2, 0, 1)
+        return (self._drive(x) + hist.permute(2, 0, 1)).clamp(max=MAX_LOG_RATE)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        loss = _poisson_loss(self._log_rate(x, y), y)
+    def loss(self, x: torch.Tensor, y: torch.Tensor, burn_in: int = 0) -> tuple[torch.Tensor, dict]:
+        loss = _poisson_loss(self._log_rate(x, y), y, burn_in)
         return loss, {"nll": float(loss.detach())}
 
     @torch.no_grad()
@@ -112,7 +118,7 @@ class SpikeHistoryGLM(nn.Module):
         past = x.new_zeros(B, N, self.history)  # most recent last
         out = []
         for t in range(T):
-            log_rate = drive[t] + (past * self.post_spike.flip(-1)).sum(-1)
+            log_rate = (drive[t] + (past * self.post_spike.flip(-1)).sum(-1)).clamp(max=MAX_LOG_RATE)
             p = -torch.expm1(-log_rate.exp())
             s = (torch.rand(p.shape, generator=generator, device=x.device) < p).float()
             out.append(s)
