@@ -86,3 +86,12 @@ def test_training_lowers_the_loss():
     for model in (TeCoSLVM(D, N, hidden=8, latent=3), WindowCNN(D, N, window=4), SpikeHistoryGLM(D, N, window=4)):
         hist = fit_sequences(model, x, y, epochs=30, lr=0.02, batch_size=B, seed=0)
         assert hist["loss"].iloc[-1] < hist["loss"].iloc[0]
+
+
+def test_validation_keeps_the_best_epoch():
+    x, y = data()
+    torch.manual_seed(0)
+    model = WindowCNN(D, N, window=4)
+    hist = fit_sequences(model, x, y, epochs=15, lr=0.05, batch_size=B, seed=0, validation=(x[:, :1], y[:, :1]))
+    best = hist["val_loss"].min()
+    assert float(model.loss(x[:, :1], y[:, :1])[0]) == pytest.approx(best, rel=1e-5)

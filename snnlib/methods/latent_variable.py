@@ -50,11 +50,13 @@ Choices we made where the abstract and caption are silent (each could differ in 
   * beta (the KL weight) is a setting, default 1 (the plain ELBO);
   * optimiser: Adam with gradient clipping (`fit_sequences`), trained on short clips whose first
     `burn_in` bins warm up the memory and are not scored (the baselines get the same bins as the
-    stimulus window they read), so no model is scored on a state it could not have.
+    stimulus window they read), so no model is scored on a state it could not have; given validation
+    clips, the weights of the epoch with the lowest validation loss are kept (the same for every model).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -151,11 +153,14 @@ class TeCoSLVM(nn.Module):
 
 
 def fit_sequences(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
-                  seed: int, burn_in: int = 0, grad_clip: float = 1.0) -> pd.DataFrame:
+                  seed: int, burn_in: int = 0, grad_clip: float = 1.0,
+                  validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> pd.DataFrame:
     """Train any model with a `loss(x, y, burn_in) -> (loss, parts)` method on clips x [T, M, D],
     y [T, M, N] with Adam, the loss counted from bin `burn_in` on (the earlier bins give every model
     the stimulus history it reads: a window or a warmed-up state); the history (epoch, loss and the
-    loss parts averaged over the epoch's batches)."""
+    loss parts averaged over the epoch's batches). With `validation` = (x, y) clips, the validation
+    loss is recorded after every epoch (`val_loss`) and the model ends with the weights of the epoch
+    where it was lowest (early stopping by selection; training runs all epochs)."""
     if not 0 <= burn_in < x.shape[0]:
         raise ValueError(f"burn_in must lie in [0, T = {x.shape[0]}), got {burn_in}")
     time_first(x, x.shape[-1] if isinstance(x, torch.Tensor) and x.dim() else 0, _HINT)
@@ -181,6 +186,16 @@ def fit_sequences(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs:
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1
-        rows.append({"epoch": epoch + 1, **{k: v / batches for k, v in sums.items()}})
+        row = {"epoch": epoch + 1, **{k: v / batches for k, v in sums.items()}}
+        if validation is not None:
+            model.eval()
+            with torch.no_grad():
+                row["val_loss"] = float(model.loss(*validation, burn_in)[0])
+            model.train()
+            if row["val_loss"] <= min(r["val_loss"] for r in rows + [row]):
+                best = copy.deepcopy(model.state_dict())
+        rows.append(row)
+    if validation is not None:
+        model.load_state_dict(best)
     model.eval()
     return pd.DataFrame(rows)
