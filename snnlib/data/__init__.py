@@ -8,6 +8,8 @@
 - ``saccade_digits``: ``SaccadeDigits``, the torch Dataset built from all of the above;
 - ``motion``: ``MovingDots``, a dot crossing the sensor in one of several directions: a
   DVS-captured-style set whose label lives in the order of the events;
+- ``dual_modal``: ``DualModalSigns`` (DAVIS-like APS frames + events of moving handwritten "signs",
+  zhou2024) and ``align_streams`` / ``align_recording`` (one event frame per APS inter-frame interval);
 - ``cache``: ``cached_arrays``, a parameter-keyed disk cache under ``data/cache``;
 - ``readers``: ``read_recording`` and friends for AEDAT4 (DAVIS, with APS frames) and Prophesee
   EVT2 / EVT3 / DAT files, returning a ``Recording``; ``fetch_recordings`` (real sample files);
@@ -22,6 +24,7 @@ Time-carrying arrays are time-first: frames are ``[T, P, H, W]``.
 from snnlib.data.cache import cached_arrays
 from snnlib.data.datasets import REGISTRY, CorruptDataError, MissingDataError, RealDataset, check_dataset, load_dataset
 from snnlib.data.digits import load_digit_split, load_sklearn_digits
+from snnlib.data.dual_modal import DualModalSigns, align_recording, align_streams
 from snnlib.data.dvs_simulator import DVSSimulator
 from snnlib.data.events import EVENT_DTYPE, make_events, pack_events, to_frames, unpack_events, validate_events
 from snnlib.data.mnist import ChecksumError, MNISTNotFoundError, fetch_mnist, load_mnist, read_idx
@@ -36,6 +39,7 @@ __all__ = [
     "ChecksumError",
     "CorruptDataError",
     "DVSSimulator",
+    "DualModalSigns",
     "EventFileError",
     "MNISTNotFoundError",
     "MissingDataError",
@@ -43,6 +47,8 @@ __all__ = [
     "RealDataset",
     "Recording",
     "SaccadeDigits",
+    "align_recording",
+    "align_streams",
     "cached_arrays",
     "check_dataset",
     "dot_movie",
