@@ -9,6 +9,8 @@ membrane statistics counted by hand, and cross-entropy of the time-averaged logi
 import copy
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from spikingjelly.activation_based import functional
@@ -132,6 +134,51 @@ def test_fixed_width_and_fallback_width():
         (grad,) = torch.autograd.grad(node(u, gamma_mean=gamma).sum(), u)
         inside = (u.detach() - VTH).abs() < width / 2
         torch.testing.assert_close(grad, inside.float() / width)
+
+
+def test_frozen_width_is_the_rules_start_and_a_pair_fixes_each_step():
+    first, later = mpd.frozen_width(1.0, 0.2, VTH)
+    assert (first, later) == (pytest.approx(1.0, rel=1e-6), pytest.approx(math.sqrt(1.04), rel=1e-6))
+    node = mpd.MPDLIFNode(width=(0.4, 1.6), store_u_seq=True)
+    torch.testing.assert_close(node.widths(3, 3.0), torch.tensor([0.4, 1.6, 1.6]))  # gamma ignored when fixed
+    for steps, width in [(1, 0.4), (3, 1.6)]:  # the last step's own window (no later step feeds back into it)
+        u = torch.linspace(-1.0, 2.0, 121)[None, None, :].repeat(steps, 1, 1).requires_grad_()
+        functional.reset_net(node)
+        (grad,) = torch.autograd.grad(node(u, gamma_mean=3.0)[-1].sum(), u)
+        inside = (node.u_seq[-1] - VTH).abs() < width / 2
+        assert 0 < inside.sum() < inside.numel()
+        torch.testing.assert_close(grad[-1], inside.float() / width)
+    for bad in [(1.0,), (1.0, 0.0), (1.0, 2.0, 3.0), (-1.0, 1.0)]:
+        with pytest.raises(ValueError, match="width"):
+            mpd.MPDLIFNode(width=bad)
+
+
+def test_gamma_init_sets_every_tdbn_and_so_the_adaptive_width():
+    model = tiny_resnet(gamma_init=2.0)
+    bns = [m for m in model.modules() if isinstance(m, TDBatchNorm)]
+    assert bns and all(torch.all(bn.weight == 2.0) for bn in bns)
+    state = mpd.surrogate_state(model, 2)
+    units = [m for m in model.modules() if isinstance(m, mpd.SpikingUnit)]
+    assert len(state) == 2 * len(units) and state.depth.max() == len(units) - 1
+    assert state.gamma_mean.eq(2.0).all() and state.tau.sub(0.2).abs().lt(1e-6).all()
+    expected = [2 * 2.0 * VTH, 2 * math.sqrt(1 + 0.2**2) * 2.0 * VTH]
+    for t in (0, 1):
+        assert state[state.t == t].width.sub(expected[t]).abs().lt(1e-5).all()
+    fixed = mpd.surrogate_state(tiny_resnet(gamma_init=0.5, width=(1.0, 1.02)), 3)
+    assert fixed.gamma_mean.eq(0.5).all()
+    assert fixed.groupby("t").width.first().round(6).tolist() == [1.0, 1.02, 1.02]
+    with pytest.raises(ValueError, match="gamma_init"):
+        tiny_resnet(gamma_init=0.0)
+
+
+def test_depth_ratio_is_log10_of_first_over_last_layer_per_probe():
+    table = pd.DataFrame({"layer": ["a", "b", "c"] * 2, "depth": [0, 1, 2] * 2, "epoch": [0] * 3 + [1] * 3,
+                          "grad_norm": [1.0, 5.0, 10.0, 0.02, 7.0, 0.002]})
+    ratio = mpd.depth_ratio(table)
+    assert ratio.epoch.tolist() == [0, 1]
+    np.testing.assert_allclose(ratio.log10_ratio, [-1.0, 1.0])
+    with pytest.raises(ValueError, match="grad_norm"):
+        mpd.depth_ratio(table.drop(columns="grad_norm"))
 
 
 def test_width_follows_the_preceding_tdbn_and_the_learned_tau():
@@ -302,7 +349,7 @@ def test_convert_authors_state_dict_pairs_entries_in_order():
 def test_make_neuron_builds_fresh_neurons_of_the_kind():
     new = mpd.make_neuron("plif", width=0.5, tau=0.3)
     a, b = new(), new()
-    assert a is not b and isinstance(a, mpd.MPDPLIFNode) and a.width == 0.5
+    assert a is not b and isinstance(a, mpd.MPDPLIFNode) and a.width == (0.5, 0.5)
     assert a.decay().item() == pytest.approx(0.3, rel=1e-6)
     assert isinstance(mpd.make_neuron("lif")(), mpd.MPDLIFNode)
 
@@ -318,6 +365,8 @@ def test_train_and_record_is_reproducible_and_records_every_epoch():
     assert first["history"].drop(columns="seconds").equals(runs[1]["history"].drop(columns="seconds"))
     assert sorted(first["gradients"].epoch.unique()) == [0, 1, 2]
     assert sorted(first["window"].epoch.unique()) == [1, 2]
+    assert sorted(first["surrogate"].epoch.unique()) == [0, 1, 2]
+    assert first["surrogate"][first["surrogate"].epoch == 0].gamma_mean.eq(1.0).all()
     assert first["window"].fraction.between(0, 1).all()
     n_neurons = sum(isinstance(m, mpd.MPDPLIFNode) for m in make().modules())
     assert first["window"].groupby("epoch").size().tolist() == [2 * n_neurons] * 2  # every layer, both steps

@@ -44,6 +44,15 @@ they learn). Where no tdBN precedes a neuron (`gamma_mean=None`) the adaptive wi
 The gradient-available interval is |u - V_th| < w/2; `GradientWindowMonitor` measures the fraction
 of neurons inside it, per layer and time step.
 
+Controls and diagnostics (ours, for testing the claims; not in the paper or the authors' code):
+    frozen_width(gamma, tau, V_th) = (w[0], w[t >= 1]) of the rule at fixed gamma and tau; a neuron
+        built with that pair keeps it. At the authors' start (gamma = 1, tau = 0.2, V_th = 0.5) it is
+        (1.0, 1.0198): the width-matched control, from which MPD-AGL differs only by what it learns.
+    gamma_init: every tdBN gamma starts there (1 in the authors' code); far from 1 it puts the
+        membrane spread far from a fixed window, where adapting the width should matter.
+    surrogate_state: mean tdBN gamma, tau and the realised width per layer and step.
+    depth_ratio: log10(first-layer / classifier gradient norm) on a fixed batch, per probe.
+
 Architectures (the authors' models/*.py; channel counts are arguments so that the same structure
 runs scaled down on a CPU):
 
@@ -109,10 +118,13 @@ __all__ = [
     "VGGSNN",
     "convert_authors_state_dict",
     "layer_gradient_norms",
+    "depth_ratio",
+    "frozen_width",
     "make_neuron",
     "mean_cross_entropy",
     "membrane_std_table",
     "mpd_width",
+    "surrogate_state",
     "train_and_record",
     "width_schedule",
 ]
@@ -151,6 +163,28 @@ def mpd_width(gamma_mean, tau, v_threshold: float, t: int) -> torch.Tensor:
     return 2.0 * torch.sqrt(1.0 + tau**2) * gamma * v_threshold
 
 
+def frozen_width(gamma_mean: float, tau: float, v_threshold: float) -> tuple[float, float]:
+    """MPD-AGL's widths (w[0], w[t >= 1]) at fixed gamma_mean and tau, as floats: a fixed-width control.
+
+    At the start of training (tdBN gamma = 1, tau = 0.2, V_th = 0.5) this is (1.0, 1.0198): the
+    adaptive rule begins exactly where this fixed schedule stays.
+    """
+    return float(mpd_width(gamma_mean, tau, v_threshold, 0)), float(mpd_width(gamma_mean, tau, v_threshold, 1))
+
+
+def _fixed_width(width) -> tuple[float, float] | None:
+    """None (adaptive), or a fixed width given as a number or a (first step, later steps) pair, as a pair."""
+    if width is None:
+        return None
+    name = "width (None for the adaptive MPD-AGL width, a number, or a (first, later) pair)"
+    if isinstance(width, (list, tuple)):
+        if len(width) != 2:
+            raise ValueError(f"{name} must have 2 entries (w[0], w[t >= 1]), got {width!r}")
+        return real(name, width[0], 0.0, open_low=True), real(name, width[1], 0.0, open_low=True)
+    width = real(name, width, 0.0, open_low=True)
+    return width, width
+
+
 def width_schedule(gamma_mean, tau, v_threshold: float, time_steps: int) -> torch.Tensor:
     """The widths of all `time_steps` steps, `[T]`: `mpd_width(gamma_mean, tau, v_threshold, t)` for each t."""
     if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
@@ -165,7 +199,8 @@ class _MPDNode(base.MemoryModule):
     """Shared dynamics of `MPDLIFNode` and `MPDPLIFNode`; subclasses define `decay()`.
 
     forward(x_seq [T, B, ...], gamma_mean=None) -> spikes [T, B, ...]. `width` None means MPD-AGL's
-    adaptive width (1 where gamma_mean is None); a number fixes the width at every step.
+    adaptive width (1 where gamma_mean is None); a number fixes the width at every step; a pair
+    (first, later) fixes w[0] = first and w[t] = later for t >= 1 (e.g. `frozen_width`).
     With store_u_seq=True the last call's membranes before reset (detached) are kept in `u_seq`
     `[T, B, ...]` and its widths in `width_seq` `[T]`. Runs fused (`snnlib.neurons.fused_decay_lif`:
     all T steps in one autograd Function, step t's backward with widths[t]; same spikes and u bit
@@ -173,10 +208,10 @@ class _MPDNode(base.MemoryModule):
     `snnlib.neurons.fused_enabled` says no, the per-step loop `_per_step_forward` runs instead.
     """
 
-    def __init__(self, v_threshold: float, width: float | None, store_u_seq: bool):
+    def __init__(self, v_threshold: float, width, store_u_seq: bool):
         super().__init__()
         self.v_threshold = real("v_threshold", v_threshold, 0.0, open_low=True)
-        self.width = None if width is None else real("width (None for the adaptive MPD-AGL width)", width, 0.0, open_low=True)
+        self.width = _fixed_width(width)
         self.store_u_seq = flag("store_u_seq", store_u_seq)
         self.step_mode = "m"
         self.register_memory("v", 0.0)
@@ -198,7 +233,8 @@ class _MPDNode(base.MemoryModule):
     def widths(self, time_steps: int, gamma_mean) -> torch.Tensor:
         """The surrogate widths of a call with `time_steps` steps, `[T]`, detached."""
         if not self.adaptive:
-            return torch.full((time_steps,), self.width)
+            first, later = self.width
+            return torch.tensor([first] + [later] * (time_steps - 1), dtype=torch.float32)
         if gamma_mean is None:
             return torch.ones(time_steps)
         return width_schedule(gamma_mean, self.decay().detach(), self.v_threshold, time_steps)
@@ -242,7 +278,7 @@ class _MPDNode(base.MemoryModule):
         return torch.stack(spikes)
 
     def extra_repr(self) -> str:
-        width = "adaptive (MPD-AGL)" if self.adaptive else self.width
+        width = "adaptive (MPD-AGL)" if self.adaptive else self.width if self.width[0] != self.width[1] else self.width[0]
         return f"v_threshold={self.v_threshold}, width={width}"
 
 
@@ -251,10 +287,11 @@ class MPDLIFNode(_MPDNode):
 
     u[t] = tau u[t-1] (1 - s[t-1]) + I[t];  s[t] = (u[t] >= v_threshold). Input/output `[T, B, ...]`.
     `width=None`: surrogate width 2 gamma_bar V_th at t = 0 and 2 sqrt(1 + tau^2) gamma_bar V_th after
-    (gamma_bar passed to forward, see `SpikingUnit`); a number: that fixed width.
+    (gamma_bar passed to forward, see `SpikingUnit`); a number: that fixed width; a pair (first, later):
+    w[0] = first, w[t >= 1] = later, fixed.
     """
 
-    def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, width: float | None = None,
+    def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, width=None,
                  store_u_seq: bool = False):
         super().__init__(v_threshold, width, store_u_seq)
         self.tau = real("tau (the decay factor)", tau, 0.0, 1.0, open_low=True, open_high=True)
@@ -273,7 +310,7 @@ class MPDPLIFNode(_MPDNode):
     The gradient reaches w through the leak; the width uses tau detached.
     """
 
-    def __init__(self, init_tau: float = 0.2, v_threshold: float = 0.5, width: float | None = None,
+    def __init__(self, init_tau: float = 0.2, v_threshold: float = 0.5, width=None,
                  store_u_seq: bool = False):
         super().__init__(v_threshold, width, store_u_seq)
         init_tau = real("init_tau (the initial decay factor)", init_tau, 0.0, 1.0, open_low=True, open_high=True)
@@ -289,18 +326,18 @@ class MPDPLIFNode(_MPDNode):
 NEURONS = {"lif": MPDLIFNode, "plif": MPDPLIFNode}
 
 
-def make_neuron(kind: str = "plif", width: float | None = None, v_threshold: float = 0.5,
+def make_neuron(kind: str = "plif", width=None, v_threshold: float = 0.5,
                 tau: float = 0.2) -> Callable[[], _MPDNode]:
     """A factory of fresh neurons: kind "plif" (learnable tau, starts at `tau`) or "lif" (fixed `tau`).
 
-    `width=None` gives MPD-AGL's adaptive width, a number a fixed-width rectangle.
+    `width=None` gives MPD-AGL's adaptive width, a number a fixed-width rectangle, a pair
+    (first, later) a fixed width per step (w[0], then w[t >= 1]).
     """
     if kind not in NEURONS:
         raise ValueError(f"neuron kind must be one of {sorted(NEURONS)}, got {kind!r}")
     real("tau", tau, 0.0, 1.0, open_low=True, open_high=True)
     real("v_threshold", v_threshold, 0.0, open_low=True)
-    if width is not None:
-        real("width (None for the adaptive MPD-AGL width)", width, 0.0, open_low=True)
+    _fixed_width(width)
     return lambda: NEURONS[kind](tau, v_threshold, width)
 
 
@@ -354,13 +391,16 @@ class SEWBasicBlock(nn.Module):
         return self.unit2(self.unit1(x)) + shortcut
 
 
-def _kaiming_init(model: nn.Module) -> None:
-    """The authors' initialisation: Kaiming normal (fan_out, relu) for every conv, zero conv biases."""
+def _initialise(model: nn.Module, gamma_init: float) -> None:
+    """The authors' initialisation: Kaiming normal (fan_out, relu) for every conv, zero conv biases;
+    every tdBN gamma = `gamma_init` (torch's, and the authors', is 1)."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        if isinstance(module, TDBatchNorm) and module.affine:
+            nn.init.constant_(module.weight, gamma_init)
 
 
 class ResNet19(nn.Module):
@@ -370,13 +410,14 @@ class ResNet19(nn.Module):
     `[T, B, C, H, W]` (used as they are). Output: logits per step `[T, B, num_classes]`.
     `channels` = the three stages' widths (paper: 128, 256, 512), `blocks` = blocks per stage
     (3, 3, 2), `fc_hidden` = 256; `neuron` = "plif" or "lif", `width` = None (MPD-AGL) or a fixed
-    surrogate width; `tau` = (initial) decay factor.
+    surrogate width (a number or a (first, later) pair); `tau` = (initial) decay factor; `gamma_init`
+    = every tdBN's initial gamma (1 as the authors; far from 1 for a stress test of the width rule).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, time_steps: int = 2,
                  channels: tuple[int, int, int] = (128, 256, 512), blocks: tuple[int, int, int] = (3, 3, 2),
-                 fc_hidden: int = 256, neuron: str = "plif", width: float | None = None,
-                 v_threshold: float = 0.5, tau: float = 0.2):
+                 fc_hidden: int = 256, neuron: str = "plif", width=None,
+                 v_threshold: float = 0.5, tau: float = 0.2, gamma_init: float = 1.0):
         super().__init__()
         if len(channels) != 3 or len(blocks) != 3:
             raise ValueError(f"channels and blocks need one entry per stage (3), got {channels!r} and {blocks!r}")
@@ -397,7 +438,7 @@ class ResNet19(nn.Module):
         self.fc = SpikingUnit(nn.Linear(c_in, fc_hidden, bias=False), TDBatchNorm(fc_hidden, v_threshold=v_threshold),
                               new_neuron())
         self.classifier = layer.Linear(fc_hidden, num_classes, bias=False, step_mode="m")
-        _kaiming_init(self)
+        _initialise(self, real("gamma_init", gamma_init, 0.0, open_low=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() not in (4, 5):
@@ -418,11 +459,12 @@ class VGGSNN(nn.Module):
     Input frames `[T, B, in_channels, input_size, input_size]`; output logits `[T, B, num_classes]`.
     Layers: encode conv(in -> c0); c1 | AP | c2, c2 | AP | c3, c3 | AP | c3, c3 | AP | FC, every conv
     3x3 + tdBN + SN, AP = 2x2 average pooling. Paper: channels (64, 128, 256, 512), input 48, T = 10.
+    `width`, `tau`, `gamma_init` as for `ResNet19`.
     """
 
     def __init__(self, in_channels: int = 2, num_classes: int = 10, input_size: int = 48,
                  channels: tuple[int, int, int, int] = (64, 128, 256, 512), neuron: str = "plif",
-                 width: float | None = None, v_threshold: float = 0.5, tau: float = 0.2):
+                 width=None, v_threshold: float = 0.5, tau: float = 0.2, gamma_init: float = 1.0):
         super().__init__()
         if len(channels) != 4:
             raise ValueError(f"channels needs 4 entries (encode, 3 stages), got {channels!r}")
@@ -445,7 +487,7 @@ class VGGSNN(nn.Module):
                 c_in = step
         self.features = nn.Sequential(*features)
         self.classifier = layer.Linear(c3 * (input_size // 16) ** 2, num_classes, bias=True, step_mode="m")
-        _kaiming_init(self)
+        _initialise(self, real("gamma_init", gamma_init, 0.0, open_low=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 5 or tuple(x.shape[3:]) != (self.input_size,) * 2:
@@ -577,6 +619,48 @@ def layer_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return pd.DataFrame(rows, columns=["layer", "grad_norm"]).rename_axis("depth").reset_index()
 
 
+def surrogate_state(model: nn.Module, time_steps: int) -> pd.DataFrame:
+    """What sets each neuron layer's surrogate now: mean tdBN gamma, decay tau and the width per step.
+
+    One row per `SpikingUnit` (in forward order, depth 0 = the first) and time step t: layer, depth,
+    gamma_mean (the unit's tdBN, the MPD statistic gamma_bar), tau (the neuron's decay factor), t,
+    width (the width its neuron uses at step t: MPD-AGL's rule for adaptive neurons, else the fixed one).
+    """
+    time_steps = positive_int("time_steps", time_steps)
+    units = [(name, module) for name, module in model.named_modules() if isinstance(module, SpikingUnit)]
+    if not units:
+        raise ValueError("the model has no SpikingUnit (synapse -> tdBN -> MPD neuron) to read")
+    rows = []
+    with torch.no_grad():
+        for depth, (name, unit) in enumerate(units):
+            gamma = unit.bn.gamma_mean()
+            widths = unit.neuron.widths(time_steps, gamma)
+            rows += [{"layer": name, "depth": depth, "gamma_mean": float(gamma), "tau": float(unit.neuron.decay()),
+                      "t": t, "width": float(w)} for t, w in enumerate(widths)]
+    return pd.DataFrame(rows)
+
+
+def depth_ratio(gradients: pd.DataFrame) -> pd.DataFrame:
+    """log10(input-side / output-side gradient norm) per probe, from `layer_gradient_norms` tables.
+
+    `gradients` holds layer, depth, grad_norm and any probe columns (e.g. epoch); for each probe the
+    first layer's norm (depth 0, the encoding conv) is divided by the last one's (the classifier,
+    whose gradient passes no surrogate). Both fall as the loss falls, their ratio measures how much of
+    the gradient survives the way back through the spiking layers. Returns the probe columns and
+    `log10_ratio`.
+    """
+    missing = {"depth", "grad_norm"} - set(gradients.columns)
+    if missing:
+        raise ValueError(f"gradients needs columns depth and grad_norm (layer_gradient_norms), missing {sorted(missing)}")
+    keys = [c for c in gradients.columns if c not in ("layer", "depth", "grad_norm")]
+    def ratio(group):
+        ordered = group.sort_values("depth").grad_norm.to_numpy()
+        return np.log10(ordered[0] / ordered[-1])
+    if not keys:
+        return pd.DataFrame({"log10_ratio": [ratio(gradients)]})
+    return gradients.groupby(keys).apply(ratio, include_groups=False).rename("log10_ratio").reset_index()
+
+
 def membrane_std_table(gammas, taus, *, v_threshold: float = 0.5, beta: float = 0.0, n_neurons: int = 100_000,
                        time_steps: int = 4, reset: bool = False, seed: int = 0) -> pd.DataFrame:
     """The theory check: std of u[t] for I[t] ~ N(beta, (gamma V_th)^2) i.i.d., against MPD-AGL's prediction.
@@ -629,7 +713,9 @@ def train_and_record(make_model: Callable[[], nn.Module], train_set, test_set, *
         history    fit's table (epoch, train_loss, train_acc, val_loss, val_acc = test accuracy, ...)
         window     `GradientWindowMonitor` over each epoch's training batches, with an `epoch` column
         gradients  `layer_gradient_norms` on the first `probe_size` training samples, before training
-                   (epoch 0) and after every epoch
+                   (epoch 0) and after every epoch (so at the same optimiser steps for every model)
+        surrogate  `surrogate_state` (mean tdBN gamma, tau, width per layer and step) at the same points
+    The model's time steps are `model.time_steps` for static images, else the frames' T.
     """
     device = resolve_device(device)
     seed_everything(seed)
@@ -641,11 +727,14 @@ def train_and_record(make_model: Callable[[], nn.Module], train_set, test_set, *
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
     windows = []
     gradients = [layer_gradient_norms(model, probe_x, probe_y).assign(epoch=0)]
+    steps = model.time_steps if time_axis is None else probe_x.shape[0]
+    surrogate = [surrogate_state(model, steps).assign(epoch=0)]
 
     with GradientWindowMonitor(model) as monitor:
         def after_epoch(epoch, history):
             windows.append(monitor.table().assign(epoch=epoch))
             gradients.append(layer_gradient_norms(model, probe_x, probe_y).assign(epoch=epoch))
+            surrogate.append(surrogate_state(model, steps).assign(epoch=epoch))
             monitor.reset()  # after the probe: its copy of the model carries the monitor's hooks
 
         history = fit(model, make_loader(train_set, batch_size, seed=seed), epochs=epochs, optimizer=optimizer,
@@ -653,4 +742,4 @@ def train_and_record(make_model: Callable[[], nn.Module], train_set, test_set, *
                       scheduler=scheduler, seed=seed, device=device, time_axis=time_axis, progress=progress,
                       epoch_callback=after_epoch)
     return {"history": history, "window": pd.concat(windows, ignore_index=True),
-            "gradients": pd.concat(gradients, ignore_index=True)}
+            "gradients": pd.concat(gradients, ignore_index=True), "surrogate": pd.concat(surrogate, ignore_index=True)}
