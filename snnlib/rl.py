@@ -9,6 +9,11 @@ bounds 2.4 and 0.21 rad, its speeds by 2; Pendulum's angular speed by its limit 
     CartPole-F  x, x_dot, theta, theta_dot    CartPole-P  x, theta    CartPole-V  x_dot, theta_dot
     Pendulum-F  cos, sin, theta_dot           Pendulum-P  cos, sin    Pendulum-V  theta_dot
     (Pendulum's torque is discretised to `PENDULUM_TORQUES`, so every task has discrete actions.)
+    CueRecall   a T-maze in time (`CueRecall`, 10 steps): step 0 shows a cue (left or right, one-hot),
+                the corridor steps show nothing, the last step shows "go"; the action taken at
+                "go" must name the cue (reward +1, else -1; the other actions earn 0). A
+                memoryless policy sees the same "go" whatever the cue: expected return 0, and
+                under greedy evaluation +1 or -1 per episode by the cue's luck; memory gets 1.
     RepeatFirst popgym's RepeatFirstEasy: a card (one of 4, one-hot) is shown each step and the
                 action must name the first card of the episode (51 steps, reward +-1/51 per step);
                 a memoryless policy can only guess (expected return -0.5), a perfect memory gets 1.
@@ -78,7 +83,7 @@ from snnlib.methods.gated_recurrent_neuron import make_core
 from snnlib.metrics import SynapticOperationCounter, energy_proxy
 from snnlib.training import seed_everything
 
-__all__ = ["TASKS", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
+__all__ = ["TASKS", "CueRecall", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
            "collect_episodes", "gae", "masked_mean", "policy_loss_terms", "train_loop", "train_ppo", "evaluate_policy",
            "evaluate_envs",
            "count_operations", "operations_per_decision", "one_torch_thread", "run_job", "run_jobs"]
@@ -97,8 +102,46 @@ TASKS = {
     "Pendulum-P": ("Pendulum-v1", (0, 1)),
     "Pendulum-V": ("Pendulum-v1", (2,)),
     "RepeatFirst": ("popgym:popgym-RepeatFirstEasy-v0", None),
+    "CueRecall": ("snnlib/CueRecall-v0", None),
 }
 """Task name -> (gymnasium id or popgym entry point, kept observation coordinates or None for all)."""
+
+
+class CueRecall(gym.Env):
+    """The cue-recall T-maze (module docstring): observations [cue left, cue right, go], 2 actions.
+
+    `length` steps per episode (>= 2): the cue at step 0, `length - 2` empty corridor steps, "go"
+    at the last step, whose action is rewarded +1 if it names the cue and -1 otherwise.
+    """
+
+    def __init__(self, length: int = 10):
+        if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+            raise ValueError(f"CueRecall length must be an int >= 2 (cue step and go step), got {length!r}")
+        self.length = length
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (3,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros(3, dtype=np.float32)
+        if self.t == 0:
+            obs[self.cue] = 1.0
+        if self.t == self.length - 1:
+            obs[2] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.cue = 0, int(self.np_random.integers(2))
+        return self._observation(), {"cue": self.cue}
+
+    def step(self, action):
+        final = self.t == self.length - 1
+        reward = (1.0 if int(action) == self.cue else -1.0) if final else 0.0
+        self.t += 1
+        return (np.zeros(3, dtype=np.float32) if final else self._observation()), reward, final, False, {}
+
+
+gym.register("snnlib/CueRecall-v0", entry_point=CueRecall)
 
 
 class _KeepCoordinates(gym.ObservationWrapper):
@@ -503,14 +546,15 @@ def run_job(job: dict) -> dict:
     `job`: task, core, seed, config (a dict of PPOConfig fields), eval_episodes, ops_episodes and
     optionally checkpoint (a path). Returns task, core, seed, history (list of dicts),
     eval_returns (list), ops (`operations_per_decision`) and cpu_seconds (this process's CPU
-    time for the job). Evaluation episodes use seeds drawn from 10_000 + seed, never seen in training.
+    time for the job). Evaluation episodes use seeds drawn from 10_000 + seed, never seen in training,
+    and act greedily (the most likely action: the policy as deployed, without exploration noise).
     """
     with one_torch_thread():
         cpu_start = time.process_time()
         config = PPOConfig(**job["config"])
         model, history = train_ppo(job["task"], job["core"], config, seed=job["seed"],
                                    checkpoint=job.get("checkpoint"), progress=False)
-        returns = evaluate_policy(model, job["task"], episodes=job["eval_episodes"], seed=10_000 + job["seed"],
+        returns = evaluate_policy(model, job["task"], episodes=job["eval_episodes"], seed=10_000 + job["seed"], greedy=True,
                                   max_episode_steps=config.max_episode_steps)
         ops = operations_per_decision(model, job["task"], episodes=job["ops_episodes"], seed=job["seed"],
                                       max_episode_steps=config.max_episode_steps)
