@@ -61,11 +61,9 @@ one team value per environment, and its loss is passed to `train_loop` as `loss_
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,7 +84,7 @@ from snnlib.training import seed_everything
 __all__ = ["TASKS", "CueRecall", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
            "collect_episodes", "gae", "masked_mean", "policy_loss_terms", "train_loop", "train_ppo", "evaluate_policy",
            "evaluate_envs",
-           "count_operations", "operations_per_decision", "one_torch_thread", "run_job", "run_jobs"]
+           "count_operations", "operations_per_decision", "one_torch_thread", "run_job"]
 
 PENDULUM_TORQUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 """Torques of the discretised Pendulum (its action space is [-2, 2])."""
@@ -562,26 +560,3 @@ def run_job(job: dict) -> dict:
     return {"task": job["task"], "core": job["core"], "seed": job["seed"], "history": history.to_dict("records"),
             "eval_returns": returns.tolist(), "ops": ops, "cpu_seconds": cpu_seconds}
 
-
-def run_jobs(jobs: list[dict], workers: int = 1, progress: bool = True, job_fn: Callable[[dict], dict] = run_job
-             ) -> list[dict]:
-    """`job_fn` (default `run_job`; `snnlib.marl.run_marl_job` for teams) for every job, in `workers`
-    spawned processes (1: in this process), in the jobs' order. `job_fn` must be a module-level
-    function (spawned workers import it by name)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
-    bar = tqdm(total=len(jobs), desc="runs", disable=not progress)
-    if workers == 1:
-        results = []
-        for job in jobs:
-            results.append(job_fn(job))
-            bar.update()
-        bar.close()
-        return results
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(job_fn, job) for job in jobs]
-        for future in futures:
-            future.result()
-            bar.update()
-    bar.close()
-    return [future.result() for future in futures]
