@@ -39,8 +39,11 @@ layer below (only the last layer outputs spikes), as in the released code. One d
 released code resets the membrane v at the end of every forward call, so an agent stepped one
 environment step at a time keeps memory only in c while training on whole sequences keeps v
 as well (a train/act mismatch); here v is carried like c, so acting step by step and replaying
-the episode give the same outputs. Both cells are built so that the two published readings of
-the GRSN gates can be compared on the same tasks (which one each claim used is said there).
+the episode give the same outputs. Weights and biases start uniform in [-1/sqrt(H), 1/sqrt(H)]
+like the other cells here. The released cells fail backward() with two or more layers (an
+in-place write into a tensor autograd saved); this one writes out of place, so stacks train.
+Both cells are built so that the two readings of the GRSN gates can be compared on the same tasks
+(config/qin2025.yaml says which one each claim used).
 
 Memoryless baseline (`FeedForwardCore`, kind "mlp"): y[t] = tanh(W x[t] + b), no state; a task
 that it solves does not need memory, so a memory claim is only judged where it fails.
