@@ -206,3 +206,21 @@ def test_run_job_trains_evaluates_greedily_and_counts_operations():
     assert result["history"][-1]["env_steps"] >= 60 and result["ops"]["decisions"] > 0 and result["cpu_seconds"] > 0
     again = rl.run_job(job)  # greedy evaluation: the same trained policy gives the same returns
     assert again["eval_returns"] == result["eval_returns"]
+
+
+def test_qin2025_config_gives_every_core_an_lr_and_gates_memory_claims_on_the_mlp():
+    from snnlib.claims import load_specs
+    from snnlib.config import load_work_config
+    from snnlib.methods.gated_recurrent_neuron import CORE_KINDS
+
+    for profile in ("smoke", "default", "paper"):
+        cfg = load_work_config("qin2025", profile)
+        assert set(cfg["lr"]) == set(cfg["cores"]) <= set(CORE_KINDS), profile
+        assert cfg["memory_task"] in rl.TASKS and cfg["memory_task"] in cfg["steps"]
+    specs = load_specs("qin2025")
+    memory = [s for s in specs.values() if "cue recall" in s.quantity and s.test != "ratio"]
+    assert len(memory) >= 5
+    for spec in memory:
+        (fails,) = [p for p in spec.preconditions if p.id == "memoryless_fails"]
+        assert fails.max is not None and fails.min is None
+    assert all(s.min_seeds >= 5 for s in specs.values())
