@@ -224,3 +224,19 @@ def test_qin2025_config_gives_every_core_an_lr_and_gates_memory_claims_on_the_ml
         (fails,) = [p for p in spec.preconditions if p.id == "memoryless_fails"]
         assert fails.max is not None and fails.min is None
     assert all(s.min_seeds >= 5 for s in specs.values())
+
+
+def test_anneal_lr_falls_linearly_to_zero_over_the_run(monkeypatch):
+    config = rl.PPOConfig(**{**SMALL.__dict__, "total_steps": 100, "anneal_lr": True, "lr": 0.01})
+    envs, model = rl._build("CueRecall", "mlp", config, 0)
+    optimizers, seen = [], []
+    adam = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda *a, **k: optimizers.append(adam(*a, **k)) or optimizers[-1])
+
+    def collect(seeds, generator):  # the lr in force for the update that follows this batch
+        seen.append(optimizers[0].param_groups[0]["lr"])
+        return rl.collect_episodes(model, envs, seeds, generator)
+
+    history = rl.train_loop(model, collect, len(envs), config, seed=0, signature={}, progress=False)
+    done = [0] + history.env_steps.tolist()[:-1]
+    assert len(seen) > 2 and seen == pytest.approx([0.01 * (1 - s / 100) for s in done])
