@@ -225,13 +225,13 @@ def team_operations_per_agent(model: TeamActorCritic, *, episodes: int = 1, seed
 
 
 def run_marl_job(job: dict) -> dict:
-    """Train, evaluate and count operations for one team run, in one torch thread (for `rl.run_jobs`).
+    """Train, evaluate and count operations for one team run, in one torch thread.
 
     `job`: core, seed, agents, local_ratio, config (a dict of PPOConfig fields; max_episode_steps is
     max_cycles), eval_episodes, ops_episodes and optionally checkpoint. Returns task
     ("simple_spread"), core, seed, history (list of dicts), eval_returns (team returns on
     environment seeds drawn from 10_000 + seed, never seen in training), ops (per decision per
-    agent) and cpu_seconds.
+    agent) and cpu_seconds. Evaluation acts greedily (the most likely action of each agent).
     """
     with rl.one_torch_thread():
         cpu_start = time.process_time()
@@ -239,7 +239,7 @@ def run_marl_job(job: dict) -> dict:
         env_kwargs = {"n_agents": job["agents"], "local_ratio": job["local_ratio"]}
         model, history = train_marl(job["core"], config, seed=job["seed"], checkpoint=job.get("checkpoint"),
                                     progress=False, **env_kwargs)
-        returns = evaluate_team(model, episodes=job["eval_episodes"], seed=10_000 + job["seed"],
+        returns = evaluate_team(model, episodes=job["eval_episodes"], seed=10_000 + job["seed"], greedy=True,
                                 max_cycles=config.max_episode_steps, **env_kwargs)
         ops = team_operations_per_agent(model, episodes=job["ops_episodes"], seed=job["seed"],
                                         local_ratio=job["local_ratio"], max_cycles=config.max_episode_steps)

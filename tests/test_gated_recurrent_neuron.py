@@ -1,6 +1,7 @@
-"""Tests for snnlib.methods.gated_recurrent_neuron (Qin et al. 2025: GRSN, LIF, TAP / woTAP, GRU).
+"""Tests for snnlib.methods.gated_recurrent_neuron (Qin et al. 2025: GRSN, released GRSN, LIF, TAP / woTAP,
+GRU, MLP).
 
-References are written here independently: the GRSN and LIF recurrences as plain loops over
+References are written here independently: the GRSN, released GRSN and LIF recurrences as plain loops over
 explicit weights, the arctan surrogate's analytic derivative, torch.nn.GRU for the GRU core, and
 woTAP as K explicit sub-steps from a zero state.
 """
@@ -163,6 +164,65 @@ def test_gru_core_equals_torch_gru():
         torch.testing.assert_close(core(x), expected)
 
 
+# --------------------------------------------------------------------------- released GRSN cell and MLP
+
+
+def _released_reference(cell: grn.InputGatedGRSNCell, x_seq):
+    """Plain loop of the released cell: input-driven gates, gated current into a tau-2 soft-reset LIF."""
+    f_all = 1.0 / (1.0 + torch.exp(-(x_seq @ cell.forget_gate.weight.T + cell.forget_gate.bias)))
+    cand_all = torch.clamp(x_seq @ cell.input_gate.weight.T + cell.input_gate.bias, min=0.0)
+    c = torch.zeros(x_seq.shape[1], HID)
+    v = c.clone()
+    spikes, currents = [], []
+    for f, cand in zip(f_all, cand_all):
+        c = f * c + (1 - f) * cand
+        v = v + (c - v) / 2
+        o = (v >= 1.0).float()
+        v = v - o
+        spikes.append(o), currents.append(c)
+    return torch.stack(spikes), torch.stack(currents), v
+
+
+def test_released_grsn_matches_plain_recurrence_and_gates_read_the_input():
+    torch.manual_seed(2)
+    cell = grn.InputGatedGRSNCell(IN, HID)
+    with torch.no_grad():
+        cell.forget_gate.weight.normal_(0, 1.5)
+        cell.input_gate.weight.normal_(0, 1.5)
+    x = _seq(scale=2.0)
+    with torch.no_grad():
+        spikes = cell(x)
+        ref_spikes, ref_c, ref_v = _released_reference(cell, x)
+        currents = grn.InputGatedGRSNCell(IN, HID, output="current")
+        currents.load_state_dict(cell.state_dict())
+        passed_up = currents(x)
+    assert 0.05 < spikes.mean() < 0.95, "the test needs a mix of spikes and silence"
+    torch.testing.assert_close(spikes, ref_spikes)
+    torch.testing.assert_close(cell.c, ref_c[-1])
+    torch.testing.assert_close(cell.v, ref_v)
+    torch.testing.assert_close(passed_up, ref_c)
+
+
+def test_released_grsn_stack_passes_the_current_up_and_trains_with_two_layers():
+    core = grn.SpikingCore(IN, HID, neuron="igrsn", num_layers=3)
+    assert [cell.output for cell in core.cells] == ["current", "current", "spikes"]
+    core(_seq(scale=5.0)).sum().backward()  # the authors' cells fail backward() with 2+ layers; this must not
+    assert all(p.grad is not None for p in core.parameters())
+    with pytest.raises(ValueError, match="output"):
+        grn.InputGatedGRSNCell(IN, HID, output="rates")
+
+
+def test_mlp_core_is_memoryless():
+    torch.manual_seed(0)
+    core = grn.make_core("mlp", IN, HID, num_layers=2)
+    x = _seq(steps=6)
+    with torch.no_grad():
+        out = core(x)
+        torch.testing.assert_close(core(x.flip(0)), out.flip(0))  # the order of steps does not matter
+        torch.testing.assert_close(core(x[-1:]), out[-1:])       # nor what came before
+    assert not list(core.buffers()) and not any(isinstance(m, grn.base.MemoryModule) for m in core.modules())
+
+
 # --------------------------------------------------------------------------- TAP and woTAP
 
 
@@ -178,7 +238,7 @@ def test_stepping_one_env_step_at_a_time_equals_the_whole_episode(kind):
     torch.testing.assert_close(stepped, whole)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lif-tap", "grsn-tap"])
+@pytest.mark.parametrize("kind", ["gru", "lif-tap", "grsn-tap", "igrsn-tap"])
 def test_tap_keeps_state_across_steps_and_reset_starts_an_episode(kind):
     torch.manual_seed(0)
     core = grn.make_core(kind, IN, HID)
@@ -195,7 +255,7 @@ def test_tap_keeps_state_across_steps_and_reset_starts_an_episode(kind):
     torch.testing.assert_close(again, fresh)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lif-tap", "grsn-tap"])
+@pytest.mark.parametrize("kind", ["gru", "lif-tap", "grsn-tap", "igrsn-tap"])
 def test_reset_where_resets_only_finished_episodes(kind):
     torch.manual_seed(0)
     core = grn.make_core(kind, IN, HID)
@@ -214,7 +274,7 @@ def test_reset_where_resets_only_finished_episodes(kind):
     torch.testing.assert_close(mixed[:, ~done], carried[:, ~done])
 
 
-@pytest.mark.parametrize("neuron", ["lif", "grsn"])
+@pytest.mark.parametrize("neuron", ["lif", "grsn", "igrsn"])
 def test_wotap_resets_every_step_and_rate_codes_k_substeps(neuron):
     torch.manual_seed(0)
     core = grn.SpikingCore(IN, HID, neuron=neuron, paradigm="wotap", substeps=4)
@@ -282,3 +342,6 @@ def test_parameter_names_follow_the_authors_code():
                  "input_proj.weight", "input_proj.bias", "beta_raw")}
     assert set(grsn.state_dict()) == expected
     assert set(lif.state_dict()) == {"cells.0.linear_ih.weight", "cells.0.linear_ih.bias"}
+    released = grn.SpikingCore(IN, HID, neuron="igrsn")
+    assert set(released.state_dict()) == {f"cells.0.{gate}.{p}" for gate in ("forget_gate", "input_gate")
+                                          for p in ("weight", "bias")}

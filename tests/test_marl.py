@@ -125,10 +125,10 @@ def test_same_seed_same_history_and_foreign_checkpoint_refused(tmp_path):
         marl.train_marl("gru", SMALL, n_agents=3, seed=3, checkpoint=ckpt, progress=False)
 
 
-def test_run_marl_job_through_run_jobs_reports_per_agent_operations():
+def test_run_marl_job_reports_per_agent_operations():
     job = {"core": "gru", "seed": 0, "agents": 2, "local_ratio": 0.0, "config": {**SMALL.__dict__, "total_steps": 40},
            "eval_episodes": 3, "ops_episodes": 1}
-    (result,) = rl.run_jobs([job], workers=1, progress=False, job_fn=marl.run_marl_job)
+    result = marl.run_marl_job(job)
     assert result["core"] == "gru" and len(result["eval_returns"]) == 3 and result["ops"]["decisions"] == 10
     # GRU agent per decision: embed (12 + 2 ids) x 8, input map 8 x 48, hidden map 16 x 48, heads 2 x (16 x 16) + 16 x 6
     assert result["ops"]["dense"] == 14 * 8 + 8 * 48 + 16 * 48 + 2 * 16 * 16 + 16 * 5 + 16 * 1

@@ -48,6 +48,43 @@ def test_repeat_first_is_one_hot_and_rewards_remembering_the_first_card():
     assert total == pytest.approx(1.0)
 
 
+def test_cue_recall_rewards_naming_the_cue_at_go_only():
+    env = rl.make_env("CueRecall")
+    for seed, correct in ((3, True), (4, False), (5, True)):
+        obs, info = env.reset(seed=seed)
+        cue = info["cue"]
+        assert obs.tolist() == [float(cue == 0), float(cue == 1), 0.0]
+        rewards, seen = [], [obs]
+        for t in range(10):
+            action = (cue if correct else 1 - cue) if t == 9 else t % 2  # corridor actions earn nothing
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(reward)
+            if t < 9:
+                seen.append(obs)
+            assert terminated == (t == 9) and not truncated
+        assert all(o.tolist() == [0.0, 0.0, 0.0] for o in seen[1:-1]) and seen[-1].tolist() == [0.0, 0.0, 1.0]
+        assert rewards[:9] == [0.0] * 9 and rewards[9] == (1.0 if correct else -1.0)
+    with pytest.raises(ValueError, match="length"):
+        rl.CueRecall(length=1)
+
+
+class _FixedPolicy(torch.nn.Module):
+    """A memoryless stand-in policy: the same logits [0, 0.2] for every observation."""
+
+    def forward(self, obs):
+        steps, batch = obs.shape[:2]
+        return torch.tensor([0.0, 0.2]).expand(steps, batch, 2), torch.zeros(steps, batch)
+
+
+def test_greedy_evaluation_takes_the_most_likely_action():
+    envs = [rl.make_env("CueRecall") for _ in range(40)]
+    greedy = rl.evaluate_envs(_FixedPolicy(), envs, seed=7, greedy=True)
+    cues = [env.unwrapped.cue for env in envs]
+    assert greedy.tolist() == [1.0 if cue == 1 else -1.0 for cue in cues]  # always action 1
+    sampled = rl.evaluate_envs(_FixedPolicy(), envs, seed=7)
+    assert sampled.tolist() != greedy.tolist()
+
+
 def test_gae_with_lambda_one_gives_discounted_returns():
     torch.manual_seed(0)
     rewards, values = torch.rand(6, 2), torch.rand(6, 2)
@@ -161,14 +198,45 @@ def test_bad_arguments_are_refused():
         rl.train_ppo("CartPole-F", "gru", {"total_steps": 10})
 
 
-def test_run_jobs_returns_one_result_per_job_in_order():
+def test_run_job_trains_evaluates_greedily_and_counts_operations():
     config = {**SMALL.__dict__, "total_steps": 60}
-    jobs = [{"task": "CartPole-P", "core": core, "seed": 1, "config": config, "eval_episodes": 2, "ops_episodes": 1}
-            for core in ("gru", "lif-wotap")]
-    results = rl.run_jobs(jobs, workers=1, progress=False)
-    assert [r["core"] for r in results] == ["gru", "lif-wotap"]
-    for r in results:
-        assert len(r["eval_returns"]) == 2 and r["history"][-1]["env_steps"] >= 60
-        assert r["ops"]["decisions"] > 0 and r["cpu_seconds"] > 0
-    with pytest.raises(ValueError, match="workers"):
-        rl.run_jobs(jobs, workers=0)
+    job = {"task": "CartPole-P", "core": "lif-wotap", "seed": 1, "config": config, "eval_episodes": 2, "ops_episodes": 1}
+    result = rl.run_job(job)
+    assert result["core"] == "lif-wotap" and len(result["eval_returns"]) == 2
+    assert result["history"][-1]["env_steps"] >= 60 and result["ops"]["decisions"] > 0 and result["cpu_seconds"] > 0
+    again = rl.run_job(job)  # greedy evaluation: the same trained policy gives the same returns
+    assert again["eval_returns"] == result["eval_returns"]
+
+
+def test_qin2025_config_gives_every_core_an_lr_and_gates_memory_claims_on_the_mlp():
+    from snnlib.claims import load_specs
+    from snnlib.config import load_work_config
+    from snnlib.methods.gated_recurrent_neuron import CORE_KINDS
+
+    for profile in ("smoke", "default", "paper"):
+        cfg = load_work_config("qin2025", profile)
+        assert set(cfg["lr"]) == set(cfg["cores"]) <= set(CORE_KINDS), profile
+        assert cfg["memory_task"] in rl.TASKS and cfg["memory_task"] in cfg["steps"]
+    specs = load_specs("qin2025")
+    memory = [s for s in specs.values() if "cue recall" in s.quantity and s.test != "ratio"]
+    assert len(memory) >= 5
+    for spec in memory:
+        (fails,) = [p for p in spec.preconditions if p.id == "memoryless_fails"]
+        assert fails.max is not None and fails.min is None
+    assert all(s.min_seeds >= 5 for s in specs.values())
+
+
+def test_anneal_lr_falls_linearly_to_zero_over_the_run(monkeypatch):
+    config = rl.PPOConfig(**{**SMALL.__dict__, "total_steps": 100, "anneal_lr": True, "lr": 0.01})
+    envs, model = rl._build("CueRecall", "mlp", config, 0)
+    optimizers, seen = [], []
+    adam = torch.optim.Adam
+    monkeypatch.setattr(torch.optim, "Adam", lambda *a, **k: optimizers.append(adam(*a, **k)) or optimizers[-1])
+
+    def collect(seeds, generator):  # the lr in force for the update that follows this batch
+        seen.append(optimizers[0].param_groups[0]["lr"])
+        return rl.collect_episodes(model, envs, seeds, generator)
+
+    history = rl.train_loop(model, collect, len(envs), config, seed=0, signature={}, progress=False)
+    done = [0] + history.env_steps.tolist()[:-1]
+    assert len(seen) > 2 and seen == pytest.approx([0.01 * (1 - s / 100) for s in done])

@@ -26,14 +26,27 @@ GRSN cell (`GRSNCell`, the "paper-aligned" formulation of the authors' refactore
 So with F = 1 the current c is kept unchanged; with F = 0 it is replaced by I. All weights and
 biases start uniform in [-1/sqrt(H), 1/sqrt(H)] (H = hidden size, also for W_x), as the authors'.
 
-The authors' other formulation (their released `RecurrentLIF.py` / `GRSNwoTAP.py`, not
-implemented here) differs in three ways: the gates read the current input, F = sigmoid(W_f x[t]),
-C = relu(W_i x[t]), c[t] = F c[t-1] + (1 - F) C, with no separate W_x; the next layer receives
-the continuous current c[t], not spikes; and the membrane (spikingjelly LIF, tau = 2, soft reset)
-is reset at the end of every forward call, so an agent stepped one environment step at a time
-keeps memory only in c. This module follows the paper-aligned cell because its gates are driven
-by the neuron's own previous spikes (the recurrence the paper names) and its state is the same
-whether an episode is run at once or step by step; the released cell has a train/act mismatch.
+Released GRSN cell (`InputGatedGRSNCell`, the authors' released `rlifs/RecurrentLIF.py` /
+`GRSNwoTAP.py`, papers.md 6.3 variant (a)): the gates read the current input, not the spikes,
+and the gated current drives a LIF (tau = 2, decay_input, V_th = 1, soft reset, arctan alpha 2):
+
+    F[t] = sigmoid(W_f x[t] + b_f),   C[t] = relu(W_i x[t] + b_i)
+    c[t] = F[t] * c[t-1] + (1 - F[t]) * C[t]
+    v    = v[t-1] + (c[t] - v[t-1]) / 2;   o[t] = Theta(v - 1);   v[t] = v - o[t]
+
+with no separate W_x. In a stack the next layer receives the continuous current c[t] of the
+layer below (only the last layer outputs spikes), as in the released code. One departure: the
+released code resets the membrane v at the end of every forward call, so an agent stepped one
+environment step at a time keeps memory only in c while training on whole sequences keeps v
+as well (a train/act mismatch); here v is carried like c, so acting step by step and replaying
+the episode give the same outputs. Weights and biases start uniform in [-1/sqrt(H), 1/sqrt(H)]
+like the other cells here. The released cells fail backward() with two or more layers (an
+in-place write into a tensor autograd saved); this one writes out of place, so stacks train.
+Both cells are built so that the two readings of the GRSN gates can be compared on the same tasks
+(config/qin2025.yaml says which one each claim used).
+
+Memoryless baseline (`FeedForwardCore`, kind "mlp"): y[t] = tanh(W x[t] + b), no state; a task
+that it solves does not need memory, so a memory claim is only judged where it fails.
 
 LIF cell (`LIFCell`, the paper's baseline, refactored `rlifs/LIF.py`): a linear input projection
 followed by a spikingjelly LIF with tau = 2 (decay 0.5), decay_input=True, V_th = 1, arctan
@@ -58,7 +71,7 @@ Temporal alignment (`SpikingCore(paradigm=...)`), per layer:
            time_step 4, rate_code True) does.
 
 Layers are stacked; layer l + 1 receives the output of layer l (spikes, or spike rates under
-woTAP). The GRU core (`GRUCore`) is the non-spiking reference, a standard GRU written with
+woTAP; the gated current c below the last layer of the released GRSN). The GRU core (`GRUCore`) is the non-spiking reference, a standard GRU written with
 nn.Linear layers so that synaptic operations can be counted:
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
@@ -77,10 +90,11 @@ from snnlib.checks import flag, positive_int, time_first
 from snnlib.neurons import LIFNode
 from snnlib.surrogate import ArcTan
 
-__all__ = ["GRSNCell", "GRUCore", "LIFCell", "SpikingCore", "make_core", "reset_where", "CORE_KINDS"]
+__all__ = ["GRSNCell", "InputGatedGRSNCell", "FeedForwardCore", "GRUCore", "LIFCell", "SpikingCore", "make_core", "reset_where", "CORE_KINDS"]
 
-CORE_KINDS = ("gru", "lif-tap", "lif-wotap", "grsn-tap", "grsn-wotap")
-"""Names understood by `make_core`: the five cores of the paper's comparison."""
+CORE_KINDS = ("mlp", "gru", "lif-tap", "lif-wotap", "grsn-tap", "grsn-wotap", "igrsn-tap", "igrsn-wotap")
+"""Names understood by `make_core`: the memoryless MLP, the five cores of the paper's comparison, and
+the released input-gated GRSN ("igrsn") under TAP and woTAP."""
 
 
 # How to mend a wrongly shaped input: the end of its error message (snnlib.checks.time_first).
@@ -168,6 +182,55 @@ class GRSNCell(base.MemoryModule):
         return f"{self.input_size}, {self.hidden_size}, v_threshold={self.v_threshold}"
 
 
+class InputGatedGRSNCell(base.MemoryModule):
+    """The authors' released GRSN layer (module docstring, variant (a)), stepped in multi-step mode.
+
+    Input `[T, B, input_size]`, output `[T, B, hidden_size]`: spikes o (output="spikes") or the
+    gated current c (output="current", what a lower layer of the released stack passes up).
+    Memories c (gated current) and v (membrane after reset) persist between calls until
+    `functional.reset_net`. Both gates depend on the input only, so they are computed for all
+    steps at once; the time loop is element-wise.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, v_threshold: float = 1.0, surrogate_function=None,
+                 output: str = "spikes"):
+        super().__init__()
+        if output not in ("spikes", "current"):
+            raise ValueError(f"output must be 'spikes' (last layer) or 'current' (a lower layer), got {output!r}")
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.v_threshold = float(v_threshold)
+        self.output = output
+        self.surrogate_function = ArcTan(alpha=2.0) if surrogate_function is None else surrogate_function
+        self.forget_gate = nn.Linear(input_size, hidden_size)
+        self.input_gate = nn.Linear(input_size, hidden_size)
+        _uniform_init((self.forget_gate, self.input_gate), hidden_size)
+        self.register_memory("c", 0.0)
+        self.register_memory("v", 0.0)
+        self.step_mode = "m"
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
+        forget, candidate = torch.sigmoid(self.forget_gate(x_seq)), torch.relu(self.input_gate(x_seq))
+        c = _state(self.c, forget[0])
+        v = _state(self.v, c)
+        outs = []
+        for f, cand in zip(forget.unbind(0), candidate.unbind(0)):
+            c = f * c + (1.0 - f) * cand
+            v = v + (c - v) / 2.0
+            spike = self.surrogate_function(v - self.v_threshold)
+            v = v - self.v_threshold * spike
+            outs.append(spike if self.output == "spikes" else c)
+        self.c, self.v = c, v
+        return torch.stack(outs)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.multi_step_forward(x[None])[0]
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, v_threshold={self.v_threshold}, output={self.output!r}"
+
+
 class LIFCell(nn.Module):
     """Linear input projection + LIF (tau 2, decay_input, V_th 1, arctan), the paper's LIF baseline.
 
@@ -190,11 +253,11 @@ class LIFCell(nn.Module):
         return self.neuron(self.linear_ih(x_seq))
 
 
-_CELLS = {"grsn": GRSNCell, "lif": LIFCell}
+_CELLS = {"grsn": GRSNCell, "igrsn": InputGatedGRSNCell, "lif": LIFCell}
 
 
 class SpikingCore(nn.Module):
-    """A stack of spiking layers (GRSN or LIF) stepped under TAP or woTAP (module docstring).
+    """A stack of spiking layers (GRSN, released GRSN "igrsn" or LIF) stepped under TAP or woTAP (module docstring).
 
     Input `[T, B, input_size]`, one step per environment step; output `[T, B, hidden_size]`:
     the last layer's spikes (TAP) or spike rates over the sub-steps (woTAP, readout="mean").
@@ -220,7 +283,10 @@ class SpikingCore(nn.Module):
         self.substeps = 1 if paradigm == "tap" else positive_int("substeps", substeps)
         self.reset_each_step = reset_each_step
         sizes = [input_size] + [hidden_size] * num_layers
-        self.cells = nn.ModuleList(_CELLS[neuron](a, b, **cell_kwargs) for a, b in zip(sizes[:-1], sizes[1:]))
+        passes_current = [neuron == "igrsn" and layer < num_layers - 1 for layer in range(num_layers)]
+        self.cells = nn.ModuleList(
+            _CELLS[neuron](a, b, **cell_kwargs, **({"output": "current"} if current else {}))
+            for a, b, current in zip(sizes[:-1], sizes[1:], passes_current))
 
     def _substeps(self, layer: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
         """Hold every step's input for K sub-steps: [T, B, in] -> [T, B, out] (rate or last spikes)."""
@@ -285,9 +351,30 @@ class GRUCore(base.MemoryModule):
         return self.multi_step_forward(x[None])[0]
 
 
+class FeedForwardCore(nn.Module):
+    """The memoryless baseline: y[t] = tanh(W x[t] + b) per layer, `[T, B, input_size]` -> `[T, B, hidden_size]`.
+
+    No state: every step is mapped on its own, so what it cannot do needs memory.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1):
+        super().__init__()
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        sizes = [input_size] + [hidden_size] * positive_int("num_layers", num_layers)
+        self.layers = nn.Sequential(*(m for a, b in zip(sizes[:-1], sizes[1:]) for m in (nn.Linear(a, b), nn.Tanh())))
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        time_first(x_seq, self.input_size, _SEQUENCE_HINT)
+        return self.layers(x_seq)
+
+
 def make_core(kind: str, input_size: int, hidden_size: int, *, num_layers: int = 1, substeps: int = 4,
               reset_each_step: bool = True) -> nn.Module:
-    """One of `CORE_KINDS`: "gru", "lif-tap", "lif-wotap", "grsn-tap" or "grsn-wotap"."""
+    """One of `CORE_KINDS`: "mlp", "gru", or "<neuron>-<paradigm>" with neuron lif, grsn or igrsn and
+    paradigm tap or wotap."""
+    if kind == "mlp":
+        return FeedForwardCore(input_size, hidden_size, num_layers)
     if kind == "gru":
         if num_layers != 1:
             raise ValueError("the GRU core has one layer; pass num_layers=1")
