@@ -13,7 +13,7 @@ How a learning rate is chosen, per core: the highest mean greedy evaluation retu
 seeds; ties (e.g. every lr at chance for a memoryless core) go to the highest mean training return
 over the last quarter of training (what learnt more, sooner), then to the smaller lr.
 
-Usage: PYTHONPATH=. python benchmarks/qin2025_lr_sweep.py [--csv results/qin2025_lr_sweep.csv]
+Usage: PYTHONPATH=. python sweeps/qin2025_lr.py [--csv results/qin2025_lr_sweep.csv]
 """
 
 from __future__ import annotations
