@@ -70,6 +70,7 @@ from snnlib.surrogate import Rectangle
 
 __all__ = [
     "ARSNNSampler", "CountSampler", "LIFSampler", "RSNNSampler", "SamplerTrace", "SAMPLERS", "build_sampler",
+    "window_lengths",
 ]
 
 
@@ -273,3 +274,9 @@ def build_sampler(kind: str, **kwargs) -> nn.Module:
     if kind == "count":
         kwargs = {k: v for k, v in kwargs.items() if k == "channels"}
     return SAMPLERS[kind](**kwargs)
+
+
+def window_lengths(trace: SamplerTrace, n_bins: int) -> torch.Tensor:
+    """Adaptive window length of the first sample per pixel [B, H, W], in bins counted from the most
+    recent: first spike index + 1, the shortest over channels; n_bins (= Tm) where none fired (censored)."""
+    return (trace.first_spike + 1).clamp(max=n_bins).amin(dim=1)
