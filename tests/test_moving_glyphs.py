@@ -41,3 +41,13 @@ def test_detector_runs_t3_and_its_loss_reaches_the_sampler():
     assert model.sampler.input_conv[0].weight.grad.abs().sum() > 0
     dets = decode(out, max_dets=5)
     assert len(dets) == 2 and dets[0][0].shape == (5, 4) and (np.diff(dets[0][1]) <= 0).all()
+
+
+def test_glyph_boxes_read_back_through_the_gen1_box_reader(tmp_path):
+    from snnlib.data.datasets import read_gen1_boxes
+    from snnlib.data.moving_glyphs import gen1_xywhc
+
+    d = MovingGlyphs("test", n_samples=4, data_dir=tmp_path, progress=False)
+    np.save(tmp_path / "glyphs_bbox.npy", d.boxes)
+    back = read_gen1_boxes(tmp_path / "glyphs_bbox.npy")
+    np.testing.assert_array_equal(gen1_xywhc(back), d.arrays()[1])

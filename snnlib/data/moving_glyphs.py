@@ -157,5 +157,9 @@ class MovingGlyphs(PackedEventSet):
     def arrays(self):
         """Every sample framed once: (frames float32 [N, Tm, P, H, W], boxes float32 [N, 5] = x, y, w, h, class)."""
         frames = np.stack([self[i][0] for i in range(len(self))])
-        b = self.boxes
-        return frames, np.stack([b["x"], b["y"], b["w"], b["h"], b["class_id"].astype(np.float32)], axis=1)
+        return frames, gen1_xywhc(self.boxes)
+
+
+def gen1_xywhc(boxes):
+    """Gen1 box records (as read_gen1_boxes returns them, or GEN1_BOX_DTYPE) as float32 [N, 5] = x, y, w, h, class."""
+    return np.stack([boxes["x"], boxes["y"], boxes["w"], boxes["h"], boxes["class_id"]], axis=1).astype(np.float32)
