@@ -148,3 +148,11 @@ def test_bad_input_names_the_layout():
         ARSNNSampler()(torch.zeros(4, 1, 2, 8, 8, dtype=torch.long))
     with pytest.raises(ValueError, match="unknown sampler"):
         build_sampler("voxel")
+
+
+def test_window_lengths_count_bins_to_the_first_spike_and_censor_at_tm():
+    from snnlib.methods.adaptive_sampling import window_lengths
+
+    x = torch.cat([ONE_PIXEL, torch.zeros_like(ONE_PIXEL)], dim=1)   # pixel 0 fires on the 3rd bin, pixel 1 never
+    tr = one_pixel_sampler(Ts=1).trace(x)
+    assert window_lengths(tr, n_bins=4).flatten().tolist() == [3, 4]
