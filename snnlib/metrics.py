@@ -46,6 +46,17 @@ Energy proxy
     M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014.
     Memory access, neuron updates and data movement are not included: it is a proxy.
 
+Detection mAP (COCO, through pycocotools' COCOeval, bbox)
+    Boxes are [x, y, w, h] in pixels (top-left corner and size: COCO's and Gen1's convention).
+    Per class and IoU threshold t, detections of all images ranked by score are matched greedily
+    to unmatched ground truth of IoU >= t; AP is the mean over 101 recall points of the
+    precision envelope; classes without ground truth are left out of the mean.
+
+        mAP@50     = mean over classes of AP(t = 0.5)
+        mAP@50:95  = mean over classes and t in {0.50, 0.55, ..., 0.95} of AP(t)
+
+    (at most 100 detections per image, all box areas, as COCO's first two summary numbers).
+
 Parameter counts
     Number of elements of the model's (optionally only trainable) parameters, shared
     parameters counted once; a per-layer table lists each module's own parameters.
@@ -433,3 +444,69 @@ __all__ = [
     "count_parameters",
     "parameter_table",
 ]
+
+
+# --------------------------------------------------------------------------- detection mAP
+
+
+def _coco_images(boxes, labels, scores=None):
+    """Checked per-image lists of numpy arrays: boxes [N, 4], labels [N], scores [N]."""
+    import numpy as np
+
+    out = []
+    for i, (b, c) in enumerate(zip(boxes, labels, strict=True)):
+        b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+        c = np.asarray(c).reshape(-1).astype(int)
+        s = None if scores is None else np.asarray(scores[i], dtype=np.float64).reshape(-1)
+        if len(c) != len(b) or (s is not None and len(s) != len(b)):
+            raise ValueError(f"image {i}: {len(b)} boxes but {len(c)} labels"
+                             + ("" if s is None else f" and {len(s)} scores") + "; give one per box")
+        if (b[:, 2:] < 0).any():
+            raise ValueError(f"image {i}: negative box width/height; boxes are [x, y, w, h], not corners")
+        out.append((b, c, s))
+    return out
+
+
+def coco_map(pred_boxes, pred_scores, pred_labels, true_boxes, true_labels) -> dict:
+    """COCO mAP@50 and mAP@50:95 of detections against ground truth, one list entry per image.
+
+    Boxes [N, 4] as [x, y, w, h]; labels int class ids; scores the detections' confidences.
+    Returns {"map_50": float, "map_50_95": float} (NaN when there is no ground truth at all, 0.0
+    when there are no detections).
+    """
+    import contextlib
+    import io
+
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not (len(pred_boxes) == len(pred_scores) == len(pred_labels) == len(true_boxes) == len(true_labels)):
+        raise ValueError("give one entry per image in each of pred_boxes, pred_scores, pred_labels, true_boxes, "
+                         "true_labels")
+    truth = _coco_images(true_boxes, true_labels)
+    preds = _coco_images(pred_boxes, pred_labels, pred_scores)
+    if not any(len(c) for _, c, _ in truth):
+        return {"map_50": float("nan"), "map_50_95": float("nan")}
+    if not any(len(c) for _, c, _ in preds):
+        return {"map_50": 0.0, "map_50_95": 0.0}
+    classes = sorted({int(k) for _, c, _ in truth + preds for k in c})
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": i} for i in range(len(truth))],
+        "categories": [{"id": k} for k in classes],
+        "annotations": [{"id": n + 1, "image_id": i, "category_id": int(k), "bbox": [float(v) for v in box],
+                         "area": float(box[2] * box[3]), "iscrowd": 0}
+                        for n, (i, box, k) in enumerate((i, box, k) for i, (b, c, _) in enumerate(truth)
+                                                        for box, k in zip(b, c))],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes([{"image_id": i, "category_id": int(k), "bbox": [float(v) for v in box], "score": float(s)}
+                         for i, (b, c, sc) in enumerate(preds) for box, k, s in zip(b, c, sc)])
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = np.asarray(ev.stats, dtype=float)
+    return {"map_50": max(float(stats[1]), 0.0), "map_50_95": max(float(stats[0]), 0.0)}

@@ -1,6 +1,7 @@
 """Tests for snnlib.metrics: every expected value is computed independently in the test."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -309,3 +310,40 @@ def test_parameter_table_counts_shared_parameters_once():
     table = parameter_table(model)
     assert table.parameters.sum() == count_parameters(model) == 16 + 4 + 4
     assert table.set_index("layer").parameters.to_dict() == {"0": 20, "1": 4}
+
+
+# --------------------------------------------------------------------------- detection mAP (COCO)
+
+def test_coco_map_on_hand_made_boxes():
+    from snnlib.metrics import coco_map
+
+    # image 0, class 0: ground truth A = [0, 0, 10, 10] and B = [20, 20, 10, 10]; detections ranked
+    # by score: exact A (IoU 1, TP), A shifted by 5 (IoU 50/150 = 1/3, FP), B cut to height 7.75
+    # (IoU 0.775: TP for t <= 0.75, FP for t >= 0.8).
+    # t <= 0.75 (6 thresholds): TP FP TP -> envelope 1 up to recall 0.5 (51 of 101 points), 2/3 after
+    #   (50 points): AP = (51 + 50 * 2/3) / 101 = 253/303
+    # t >= 0.8 (4 thresholds): TP FP FP -> recall stops at 0.5: AP = 51/101
+    # image 1, class 1: one box found exactly: AP = 1 at every t. A class-1 detection on image 0
+    # (no class-1 truth there) would be a FP for class 1, so it is left out; class 2 has no truth
+    # anywhere: left out of the mean whatever its detections.
+    true_boxes = [[[0, 0, 10, 10], [20, 20, 10, 10]], [[0, 0, 20, 20]]]
+    true_labels = [[0, 0], [1]]
+    pred_boxes = [[[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 10, 7.75]], [[0, 0, 20, 20], [3, 3, 4, 4]]]
+    pred_scores = [[0.9, 0.8, 0.7], [0.5, 0.9]]
+    pred_labels = [[0, 0, 0], [1, 2]]
+    got = coco_map(pred_boxes, pred_scores, pred_labels, true_boxes, true_labels)
+    ap50_c0 = 253 / 303
+    ap5095_c0 = (6 * 253 / 303 + 4 * 51 / 101) / 10
+    assert got["map_50"] == pytest.approx((ap50_c0 + 1) / 2, abs=1e-12)
+    assert got["map_50_95"] == pytest.approx((ap5095_c0 + 1) / 2, abs=1e-12)
+
+
+def test_coco_map_edge_cases_and_bad_input():
+    from snnlib.metrics import coco_map
+
+    assert coco_map([[]], [[]], [[]], [[[0, 0, 5, 5]]], [[0]]) == {"map_50": 0.0, "map_50_95": 0.0}
+    assert math.isnan(coco_map([[[0, 0, 5, 5]]], [[1.0]], [[0]], [[]], [[]])["map_50"])
+    with pytest.raises(ValueError, match="one per box"):
+        coco_map([[[0, 0, 5, 5]]], [[1.0, 0.5]], [[0]], [[[0, 0, 5, 5]]], [[0]])
+    with pytest.raises(ValueError, match="not corners"):
+        coco_map([[[5, 5, 0, -1]]], [[1.0]], [[0]], [[[0, 0, 5, 5]]], [[0]])
