@@ -127,7 +127,7 @@ def poisson_spikes(rates: torch.Tensor, steps: int, dt: float, generator: torch.
 class _SpaicFeedForward(spaic.Network):
     """The description as a SPAIC network: a null encoder, `lif` groups, full connections, monitors of O and V."""
 
-    def __init__(self, spec: FeedForward):
+    def __init__(self, spec: FeedForward, monitors: bool):
         super().__init__()
         self.input = spaic.Encoder(num=spec.sizes[0], coding_method="null")
         pre = self.input
@@ -135,14 +135,18 @@ class _SpaicFeedForward(spaic.Network):
             group = spaic.NeuronGroup(n, model="lif", tau_m=spec.tau_m, v_th=spec.v_th, v_reset=0.0)
             setattr(self, f"layer{layer}", group)
             setattr(self, f"conn{layer}", spaic.Connection(pre, group, link_type="full", weight=w.numpy()))
-            setattr(self, f"spikes{layer}", spaic.StateMonitor(group, "O"))
-            setattr(self, f"voltage{layer}", spaic.StateMonitor(group, "V"))
+            if monitors:
+                setattr(self, f"spikes{layer}", spaic.StateMonitor(group, "O"))
+                setattr(self, f"voltage{layer}", spaic.StateMonitor(group, "V"))
             pre = group
 
 
-def build_spaic(spec: FeedForward) -> spaic.Network:
-    """The SPAIC network of `spec` on a CPU torch backend with dt = spec.dt, built."""
-    net = _SpaicFeedForward(spec)
+def build_spaic(spec: FeedForward, monitors: bool = True) -> spaic.Network:
+    """The SPAIC network of `spec` on a CPU torch backend with dt = spec.dt, built.
+
+    monitors=False leaves out the O and V monitors (for timing; `run_spaic` then cannot read spikes).
+    """
+    net = _SpaicFeedForward(spec, monitors)
     backend = spaic.Torch_Backend("cpu")
     backend.dt = spec.dt
     net.set_backend(backend)
