@@ -226,3 +226,58 @@ class SnnlibTwin(nn.Module):
             spikes.append(s)
             volts.append(h * (1 - s))
         return spikes, volts
+
+
+class _SpaicClassifier(spaic.Network):
+    """SPAIC's MNIST example (spaic/Example/Example.py): Poisson encoder -> `lif` layer, spike-count decoder, STCA."""
+
+    def __init__(self, n_in: int, n_out: int, lr: float):
+        super().__init__()
+        self.input = spaic.Encoder(num=n_in, coding_method="poisson")
+        self.layer1 = spaic.NeuronGroup(n_out, model="lif")
+        self.output = spaic.Decoder(num=n_out, dec_target=self.layer1, coding_method="spike_counts")
+        self.conn1 = spaic.Connection(self.input, self.layer1, link_type="full")
+        self.learner = spaic.Learner(trainable=self, algorithm="STCA")
+        self.learner.set_optimizer("Adam", lr)
+
+
+def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: int, steps: int, dt: float,
+               lr: float, seed: int) -> dict:
+    """Train SPAIC's single-layer STCA classifier; {"test_acc", "train_acc" per epoch, "loss" per epoch}.
+
+    images [N, n_in] floats in [0, 1] (Poisson rates per step = pixel * dt, SPAIC's rule), labels [N].
+    The training step is SPAIC's example: input, run, standardised spike counts, cross-entropy, Adam.
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    net = _SpaicClassifier(images.shape[1], int(labels.max()) + 1, lr)
+    backend = spaic.Torch_Backend("cpu")
+    backend.dt = dt
+    net.set_backend(backend)
+    order = np.random.default_rng(seed)
+    history = {"train_acc": [], "loss": []}
+    for _ in range(positive_int("epochs", epochs)):
+        perm = order.permutation(len(labels))
+        correct, losses = 0, []
+        for i in range(0, len(perm), batch):
+            idx = perm[i : i + batch]
+            out = _forward(net, images[idx], steps * dt)
+            loss = torch.nn.functional.cross_entropy(out, torch.as_tensor(labels[idx]))
+            net.learner.optim_zero_grad()
+            loss.backward()
+            net.learner.optim_step()
+            correct += int((out.argmax(1).cpu().numpy() == labels[idx]).sum())
+            losses.append(float(loss))
+        history["train_acc"].append(correct / len(labels))
+        history["loss"].append(float(np.mean(losses)))
+    with torch.no_grad():
+        hits = sum(int((_forward(net, test_images[i : i + batch], steps * dt).argmax(1).numpy()
+                        == test_labels[i : i + batch]).sum()) for i in range(0, len(test_labels), batch))
+    return {"test_acc": hits / len(test_labels), **history}
+
+
+def _forward(net, x, run_time):
+    net.input(x)
+    net.run(run_time)
+    out = net.output.predict
+    return (out - out.mean()) / (out.std() + 1e-8)
