@@ -12,7 +12,7 @@ same neuron (snnlib.methods.spaic_bridge gives the mapping) on the same input:
 
 Protocol. One process per (framework, N, round): it imports only its framework, builds the
 network, runs once untimed (warm-up), then times `--repeats` runs and prints the median wall time
-per 100-ms run and the process's peak resident memory (ru_maxrss, which includes the imports).
+per 100-ms run and the process's peak resident memory (VmHWM, which includes the imports).
 Rounds interleave: round r visits every (framework, N) in an order rotated by r, so slow phases of
 a shared machine fall on all frameworks alike; the spread over rounds is reported. Threads: 1
 (OMP/MKL and torch), so the numbers compare the frameworks, not the core count.
@@ -105,6 +105,15 @@ def _runner(framework: str, n: int, seed: int):
     raise ValueError(f"unknown framework {framework!r}; choose from {FRAMEWORKS}")
 
 
+def _peak_mib() -> float:
+    """This process's peak resident memory: VmHWM, which exec resets. (ru_maxrss survives exec on Linux,
+    so a worker started from a large notebook kernel would report the kernel's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(framework: str, n: int, repeats: int, seed: int) -> dict:
     """Time one (framework, N) in this process: median seconds per run, peak RSS in MiB, spike count."""
     run = _runner(framework, n, seed)
@@ -115,7 +124,7 @@ def worker(framework: str, n: int, repeats: int, seed: int) -> dict:
         run()
         times.append(time.perf_counter() - start)
     times.sort()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = _peak_mib()
     return {"framework": framework, "n": n, "seconds": times[len(times) // 2], "peak_mib": peak_mib, "spikes": spikes}
 
 
