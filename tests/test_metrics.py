@@ -244,6 +244,7 @@ def test_conv1d_inside_seq_to_ann_container_and_per_sample_normalisation():
 
 
 def test_spiking_network_counts_macs_at_input_and_acs_after_neurons():
+    torch.manual_seed(0)  # the layers' initial weights: without it they depend on the tests run before
     T, B = 5, 3
     fc1, lif, fc2 = layer.Linear(4, 6, step_mode="m"), neuron.LIFNode(step_mode="m"), layer.Linear(6, 2, step_mode="m")
     model = nn.Sequential(fc1, lif, fc2)
