@@ -1,4 +1,4 @@
-"""snnlib.metrics against NeuroBench 2.3.0 on trained he2020 models: synaptic operations, sparsity, parameters.
+"""snnlib.metrics against NeuroBench 2.3.0 on trained he2020 models and qin2025 cores: operations, sparsity, parameters.
 
 NeuroBench is a test dependency (installed from the lock without its torchaudio, which only its
 speech pre-processors import). Its models take batch-first data; `BatchFirst` feeds our
@@ -71,3 +71,41 @@ def test_snnlib_counts_equal_neurobench_on_trained_models(make):
     sparsity = metrics.activation_sparsity(net, x_time_first)
     assert 0 < sparsity < 1 and sparsity == pytest.approx(theirs["sparsity"], rel=1e-12)
     assert metrics.count_parameters(net) == theirs["parameters"]
+
+
+def trained_core(kind, seed=0):
+    """A qin2025 recurrent spiking core (time-first [T, B, 8] -> [T, B, 16]) after 30 Adam steps on a recall target."""
+    from snnlib.methods.gated_recurrent_neuron import make_core
+
+    seed_everything(seed)
+    core = make_core(kind, 8, 16)
+    readout = nn.Linear(16, 2)
+    optimizer = torch.optim.Adam([*core.parameters(), *readout.parameters()], 1e-2)
+    x = (torch.rand(20, 32, 8) < 0.3).float()
+    y = (x[:3, :, 0].sum(0) > 0).long()  # was channel 0 active in the first 3 steps
+    for _ in range(30):
+        functional.reset_net(core)
+        loss = nn.functional.cross_entropy(readout(core(x))[-1], y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    functional.reset_net(core)
+    return core.eval(), x[:, :8]
+
+
+@pytest.mark.parametrize("kind", ["lif-tap", "grsn-tap"])
+def test_snnlib_counts_equal_neurobench_on_qin2025_cores(kind):
+    """The recurrent cores of qin2025: gate layers run once per step on the cell's own spikes."""
+    from snnlib.methods.gated_recurrent_neuron import GRSNCell
+
+    core, x = trained_core(kind)
+    theirs = neurobench_counts(core, x.transpose(0, 1))
+    ours = metrics.synaptic_operations(core, x)[["effective_acs", "effective_macs", "dense"]].sum()
+    assert ours["effective_acs"] > 0
+    assert ours["effective_acs"] == pytest.approx(theirs["ops"]["Effective_ACs"], rel=1e-12)
+    assert ours["effective_macs"] == pytest.approx(theirs["ops"]["Effective_MACs"], rel=1e-12, abs=0)
+    assert ours["dense"] == pytest.approx(theirs["ops"]["Dense"], rel=1e-12)
+    cells = [m for m in core.modules() if isinstance(m, GRSNCell)]  # not spikingjelly neurons: name them
+    sparsity = metrics.activation_sparsity(core, x, modules=cells or None)
+    assert 0 < sparsity < 1 and sparsity == pytest.approx(theirs["sparsity"], rel=1e-12)
+    assert metrics.count_parameters(core) == theirs["parameters"]
