@@ -120,6 +120,7 @@ def smoke_project(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("project"))
     add_demo_work(root, "demo_a")
     add_demo_work(root, "demo_b")
+    (root.parent / "README.before").write_text((root / "README.md").read_text())
     snakemake(root, "all", "--config", "profile=smoke", "seeds=[0,1]")
     return root
 
@@ -140,7 +141,7 @@ def test_smoke_pipeline_writes_every_declared_output(smoke_project):
     ledger = (run / "results" / "claims.md").read_text()
     assert all(f"## {key} (smoke profile" in ledger for key in works)
     assert not any((root / folder / "demo_a").exists() for folder in ("results", "figures"))
-    assert (root / "README.md").read_text() == (ROOT / "README.md").read_text()  # only a default run updates it
+    assert (root / "README.md").read_text() == (root.parent / "README.before").read_text()  # only a default run updates it
 
 
 def test_only_the_default_embedded_run_updates_the_readme(smoke_project):
@@ -191,7 +192,7 @@ def test_missing_gpu_and_missing_real_data_are_refused_before_any_job(smoke_proj
     text = result.stdout + result.stderr
     assert result.returncode != 0 and "data=real, but these original data sets are missing" in text
     # every missing set of every work at once, not only the first work's
-    assert all(name in text for name in ("nmnist (used by he2020)", "cifar10 (used by jiang2025)", "ssc (used by xu2025)"))
+    assert all(name in text for name in ("nmnist (used by he2020)", "cifar100 (used by jiang2025)", "ssc (used by xu2025)"))
 
 
 def test_killed_run_restarts_cleanly(tmp_path):
