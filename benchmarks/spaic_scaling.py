@@ -155,6 +155,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default="results/benchmarks/spaic_scaling.csv")
+    parser.add_argument("--figure", default="figures/benchmarks/spaic_scaling", help="path without suffix")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats, args.seed)))
@@ -164,7 +165,27 @@ def main():
     frame = measure(args.frameworks, args.sizes, args.rounds, args.repeats, args.seed)
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.csv, frame)
+    plot(frame, Path(args.figure))
     print(frame.groupby(["framework", "n"])[["seconds", "peak_mib"]].median())
+
+
+def plot(frame, path: Path) -> None:
+    """Median wall time per 100-ms run and peak memory against N, one line per framework (png + pdf)."""
+    import matplotlib.pyplot as plt
+
+    from snnlib.plotting import savefig, style
+
+    medians = frame.groupby(["framework", "n"])[["seconds", "peak_mib"]].median().reset_index()
+    with style():
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+        for framework, part in medians.groupby("framework", sort=False):
+            axes[0].plot(part["n"], part["seconds"], marker="o", label=framework)
+            axes[1].plot(part["n"], part["peak_mib"], marker="o", label=framework)
+        axes[0].set(xscale="log", yscale="log", xlabel="N (LIF neurons)", ylabel="wall time per 100 ms (s)")
+        axes[1].set(xscale="log", xlabel="N (LIF neurons)", ylabel="peak memory (MiB)")
+        axes[0].legend(fontsize=7)
+        savefig(fig, path)
+        plt.close(fig)
 
 
 if __name__ == "__main__":
