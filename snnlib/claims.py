@@ -335,18 +335,6 @@ class ClaimLedger:
         self.claims.append(claim)
         return claim
 
-    def record(self, text: str, *, source: str, quantity: str, criterion: str, measured: Any, held: bool | None,
-               paper_value: Any = None, note: str = "") -> Claim:
-        """Transitional: a claim judged in the notebook (``held``), for works not yet moved to config claims."""
-        if held not in (True, False, None):
-            raise TypeError(f"held must be True, False or None (not evaluable), got {held!r}")
-        verdict = {True: "reproduced", False: "not reproduced", None: "inconclusive"}[held]
-        claim = Claim(id=f"claim{len(self.claims) + 1}", text=text, source=source, quantity=quantity, test="notebook",
-                      criterion=criterion, verdict=verdict, measured=_plain(measured), paper_value=_plain(paper_value),
-                      note=note)
-        self.claims.append(claim)
-        return claim
-
     def to_dict(self) -> dict:
         return {
             "key": self.key,
