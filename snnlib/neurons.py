@@ -76,13 +76,15 @@ the forward pass is kept. The backward pass walks time once in reverse. With G[t
     decay factor:  dL/dbeta = sum_t G[t] V[t-1]
 
 where S and V[t-1] are recomputed from the saved H, and the arithmetic is in the input's dtype.
-Two back ends run these loops, with the same results:
+Three back ends run these loops, with the same results:
 - CPU, float32/float64, spiking surrogate: two numba kernels (compiled on first use, cached in
   __pycache__), one pass over memory each way, vectorised over neurons; large layers are split
   over torch.get_num_threads() threads. The backward kernel evaluates ArcTan, Rectangle and
   Triangle itself; any other surrogate (Sigmoid, a user's subclass) through its own `derivative`
   on blocks of time steps.
-- anywhere else (CUDA, float16, a non-spiking surrogate, numba missing): PyTorch calls, per step
+- CUDA, float32/float64, spiking surrogate: the same two loops as Triton kernels
+  (`snnlib.triton_neurons`, same operations in the same order, one program per block of neurons).
+- anywhere else (float16, a non-spiking surrogate, numba or triton missing): PyTorch calls, per step
   spikingjelly's operations in place; backward, all but the G recursion vectorised over blocks of
   time steps, so that the reverse loop costs one multiply-add per step.
 A fourth form, the decay-factor LIF of He et al. 2020 and MPD-AGL (Jiang et al. 2025), runs on the
@@ -163,9 +165,10 @@ def _node_kwargs(v_threshold, v_reset, surrogate_function, detach_reset, step_mo
 
 # ----------------------------------------------------------------------------- fused multi-step path
 #
-# Two back ends compute the same thing. On CPU in float32/float64 with a spiking surrogate, two
-# numba kernels run the loops (one pass over memory each way, vectorised over neurons). Elsewhere
-# (CUDA, float16, non-spiking surrogates, numba missing) the same loops run as PyTorch calls.
+# Three back ends compute the same thing. On CPU in float32/float64 with a spiking surrogate, two
+# numba kernels run the loops (one pass over memory each way, vectorised over neurons); on CUDA,
+# Triton kernels (snnlib.triton_neurons). Elsewhere (float16, non-spiking surrogates, numba or
+# triton missing) the same loops run as PyTorch calls.
 
 # Elements per block of time steps in the backward pass, whose surrogate slope is evaluated a
 # block at a time by the surrogate's own `derivative`. Below PyTorch's parallel grain size (32768)
@@ -481,6 +484,20 @@ def _on_numba(dyn: _Dynamics, x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in _NUMPY_TYPES and dyn.spiking and _numba_kernels() is not None
 
 
+@functools.cache
+def _triton_kernels():
+    """`snnlib.triton_neurons` (imported on first use on a GPU), or None without triton."""
+    try:
+        from snnlib import triton_neurons
+    except ImportError:
+        return None
+    return triton_neurons
+
+
+def _on_triton(dyn: _Dynamics, x: torch.Tensor) -> bool:
+    return x.device.type == "cuda" and _triton_kernels() is not None and _triton_kernels().available(dyn, x)
+
+
 def _rows(a: torch.Tensor) -> np.ndarray:
     """A contiguous CPU tensor [T, ...] as a numpy array [T, M] sharing its memory."""
     return a.view(a.shape[0], -1).numpy()
@@ -494,6 +511,8 @@ def _forward(dyn: _Dynamics, x_seq, v, keep_h: bool, store_v_seq: bool):
     """
     if _on_numba(dyn, x_seq):
         return _forward_numba(dyn, x_seq, v, keep_h, store_v_seq)
+    if _on_triton(dyn, x_seq):
+        return _triton_kernels().forward(dyn, x_seq, v, keep_h, store_v_seq)
     return _forward_torch(dyn, x_seq, v, keep_h, store_v_seq)
 
 
@@ -539,6 +558,8 @@ def _backward(dyn: _Dynamics, h_seq, v_init, grads, need_q: bool):
     """
     if _on_numba(dyn, h_seq):
         return _backward_numba(dyn, h_seq, v_init, *grads, need_q)
+    if _on_triton(dyn, h_seq):
+        return _triton_kernels().backward(dyn, h_seq, v_init, grads, need_q)
     return _backward_torch(dyn, h_seq, v_init, *grads, need_q)
 
 

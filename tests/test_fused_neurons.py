@@ -1,8 +1,9 @@
 """Tests for the fused multi-step path of snnlib.neurons (LIFNode, PLIFNode, IFNode).
 
 The fused neurons run a whole [T, B, ...] sequence in one autograd Function, on CPU through numba
-kernels and elsewhere through PyTorch calls; both back ends are tested (the fixture `backend`
-switches numba off for "torch"). References, all independent of snnlib's code:
+kernels, on CUDA through Triton kernels and elsewhere through PyTorch calls; all three back ends
+are tested (the fixture `backend` switches numba off for "torch", and for "triton" runs the Triton
+kernels under Triton's interpreter on CPU, see conftest.py). References, all independent of snnlib's code:
 - spikingjelly 2.0's LIFNode / ParametricLIFNode / IFNode with the same surrogate, whose autograd
   runs step by step: spikes, V and v_seq must be bit-identical, gradients equal to rounding;
 - snntorch's Leaky through LeakyMultiStep, where the conventions match (neurons.leaky_for_lif);
