@@ -10,16 +10,21 @@ whose data/ links to the downloaded data sets but not to data/cache/),
 so that neither the experiment cache (.cache/) nor the cache of generated data sets hides work: the
 profile is that of a first run. Nothing of the repository's results/ or figures/ is touched.
 
-Each sample goes to the first category, in the order of CATEGORIES, whose rule matches its stack:
-"imports and start-up" when any frame is inside an import; otherwise the innermost frame (searching
-from the leaf towards the root) whose file matches one of a category's path fragments. What no rule
-claims is "other PyTorch" (a frame in torch/) or "other". py-spy counts as active some threads that
-mostly wait (the kernel's I/O threads, pool handlers, selectors): their samples, recognised by the
-innermost frame, make "kernel, pools and waiting threads", which is not work of the method. Shares
-are of all samples; `cpu_s` = samples / rate, an upper bound on the CPU time of each category.
+Each sample gets one category: py-spy counts as active some threads that mostly wait (the kernel's
+I/O threads, pool handlers, selectors), whose samples, recognised by the file of the innermost
+frame, make "kernel, pools and waiting threads", which is not work of the method; then "imports and
+start-up" when any frame is inside an import; otherwise the category of the innermost frame
+(searching from the leaf towards the root) whose file matches one of CATEGORIES' path fragments.
+What no rule claims is "other PyTorch" (a frame in torch/) or "other". `share`
+is each category's fraction of the other samples (the waiting row has none), `cpu_s` = samples /
+rate. Native code is not sampled (no --native), so a backward pass, which runs in PyTorch's C++
+autograd engine below `torch.autograd` frames, is one category, "backward pass (autograd)", for
+every layer except snnlib's own Functions (their Python backward is caught by its file).
 
 Output: results/benchmarks/work_profile.csv (work, category, samples, cpu_s, share, wall_s, seeds),
-the JSON beside it (settings, the top frames of "other" per work, for the next profile's rules), and
+the JSON beside it (settings, wall times, the top frames of "other" per work, for the next
+profile's rules), py-spy's raw samples as results/benchmarks/work_profile_samples/<work>.txt.gz
+(`--reuse-samples` re-sorts them after a change of the rules, without running anything), and
 figures/benchmarks/work_profile.png/.pdf (one stacked bar per work).
 Run: python benchmarks/work_profile.py [--works he2020 xu2025] [--seeds 0 1 2 3 4] [--rate 20]
 [--profile smoke] (the default profile unless told).
@@ -28,6 +33,7 @@ Run: python benchmarks/work_profile.py [--works he2020 xu2025] [--seeds 0 1 2 3 
 from __future__ import annotations
 
 import collections
+import gzip
 import json
 import os
 import re
@@ -41,17 +47,20 @@ from pathlib import Path
 import pandas as pd
 
 from _timing import arguments, save  # benchmarks/_timing.py, beside this script
+from snnlib.io import atomic_path
 from snnlib.plotting import savefig, style
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKS = sorted(p.stem for p in (ROOT / "notebooks" / "papers").glob("*.ipynb"))
 LINKED = ["Snakefile", "snnlib", "config", "pyproject.toml"]
 
-# (category, path fragments of a frame's file); the first category whose fragment matches the innermost
-# matching frame wins, so the more specific come first.
+# A sample whose innermost frame is in one of these files is a thread waiting (module docstring).
+WAITING = "kernel, pools and waiting threads"
+WAITING_FILES = ["selectors.py", "threading.py", "multiprocessing/connection.py", "multiprocessing/pool.py",
+                 "multiprocessing/queues.py", "ipykernel/", "zmq/", "tornado/", "asyncio/", "jupyter_client/"]
+# (category, path fragments of a frame's file), searched from the innermost frame outwards: the first
+# frame that matches any category decides, and within one frame the earlier category wins.
 CATEGORIES = [
-    ("kernel, pools and waiting threads", ["selectors.py", "threading.py", "multiprocessing/", "ipykernel/",
-                                           "zmq/", "tornado/", "asyncio/", "jupyter_client/", "IPython/"]),
     ("recurrent spiking layers", ["snnlib/methods/skip_recurrent.py", "snnlib/methods/gated_recurrent_neuron.py"]),
     ("spiking neurons", ["snnlib/neurons.py", "snnlib/triton_neurons.py", "snnlib/surrogate.py",
                          "spikingjelly/activation_based/neuron", "spikingjelly/activation_based/surrogate",
@@ -68,6 +77,8 @@ CATEGORIES = [
     ("evaluation and statistics", ["snnlib/metrics.py", "snnlib/spike_statistics.py", "snnlib/stats.py",
                                    "snnlib/claims.py", "pycocotools/", "elephant/", "neo/", "scipy/"]),
     ("plotting", ["matplotlib/", "seaborn/", "snnlib/plotting.py", "PIL/"]),
+    ("other snnlib code (models, training loops, RL)", ["snnlib/"]),
+    ("notebook cells", ["ipykernel_"]),
 ]
 IMPORT_FRAMES = ("_find_and_load", "_load_unlocked", "exec_module")
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
@@ -85,6 +96,8 @@ def frames(stack: str) -> list[tuple[str, str]]:
 
 def categorise(stack: list[tuple[str, str]]) -> str:
     """The category of one sampled stack (module docstring)."""
+    if stack and any(fragment in stack[-1][1] for fragment in WAITING_FILES):
+        return WAITING
     if any(function in IMPORT_FRAMES for function, _ in stack):
         return "imports and start-up"
     for _, file in reversed(stack):
@@ -123,8 +136,8 @@ def scratch_project(folder: Path, key: str) -> None:
             (folder / "data" / entry.name).symlink_to(entry)
 
 
-def profile_work(key: str, profile: str, seeds: list[int], rate: int) -> tuple[collections.Counter, collections.Counter, float]:
-    """Run work `key`'s notebook (`profile`) under py-spy in a scratch project: (categories, unclaimed, wall s)."""
+def profile_work(key: str, profile: str, seeds: list[int], rate: int) -> tuple[str, float]:
+    """Run work `key`'s notebook (`profile`) under py-spy in a scratch project: (raw samples, wall s)."""
     params = json.dumps(dict(profile=profile, data="embedded", device="cpu", seeds=seeds))
     with tempfile.TemporaryDirectory(prefix=f"profile-{key}-") as tmp:
         folder = Path(tmp)
@@ -139,14 +152,14 @@ def profile_work(key: str, profile: str, seeds: list[int], rate: int) -> tuple[c
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"{key}: the profiled run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-        per_category, unclaimed = parse(raw.read_text())
-    return per_category, unclaimed, wall
+        text = raw.read_text()
+    return text, wall
 
 
 def plot(frame: pd.DataFrame, path: str) -> None:
     import matplotlib.pyplot as plt
 
-    table = frame.pivot(index="work", columns="category", values="cpu_s").fillna(0.0)
+    table = frame[frame["category"] != WAITING].pivot(index="work", columns="category", values="cpu_s").fillna(0.0)
     order = [c for c, _ in CATEGORIES] + ["imports and start-up", "other PyTorch", "other"]
     table = table[[c for c in order if c in table.columns]]
     with style():
@@ -166,20 +179,37 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the default profile's five")
     parser.add_argument("--rate", type=int, default=20, help="samples per second and thread")
     parser.add_argument("--profile", default="default", help="the config profile to run (default: default)")
+    parser.add_argument("--reuse-samples", action="store_true",
+                        help="sort the samples stored by an earlier run again instead of running the works")
     args = parser.parse_args(argv)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
+    samples_dir = Path(args.csv).with_name(Path(args.csv).stem + "_samples")
+    walls = {}
+    if args.reuse_samples:  # the settings of the run that took the samples
+        earlier = json.loads(Path(args.csv).with_suffix(".json").read_text())
+        walls, seeds, args.profile, args.rate = earlier["wall_s"], earlier["seeds"], earlier["profile"], earlier["rate"]
     rows, unclaimed_top = [], {}
     for key in args.works:
-        per_category, unclaimed, wall = profile_work(key, args.profile, seeds, args.rate)
-        total = sum(per_category.values())
+        stored = samples_dir / f"{key}.txt.gz"
+        if args.reuse_samples:
+            text, wall = gzip.decompress(stored.read_bytes()).decode(), walls[key]
+        else:
+            text, wall = profile_work(key, args.profile, seeds, args.rate)
+            with atomic_path(stored) as tmp:
+                tmp.write_bytes(gzip.compress(text.encode()))
+        walls[key] = wall
+        per_category, unclaimed = parse(text)
+        working = {c: n for c, n in per_category.most_common() if c != WAITING}
+        total = sum(working.values())
         for category, samples in per_category.most_common():
+            share = samples / total if category != WAITING else float("nan")
             rows.append(dict(work=key, category=category, samples=samples, cpu_s=samples / args.rate,
-                             share=samples / total, wall_s=wall, seeds=len(seeds), profile=args.profile))
+                             share=share, wall_s=wall, seeds=len(seeds), profile=args.profile))
         unclaimed_top[key] = dict(unclaimed.most_common(15))
-        print(f"{key}: wall {wall:.0f} s, CPU {total / args.rate:.0f} s;",
-              ", ".join(f"{c} {s / total:.0%}" for c, s in per_category.most_common(4)), flush=True)
+        print(f"{key}: wall {wall:.0f} s, sampled work {total / args.rate:.0f} CPU-s;",
+              ", ".join(f"{c} {n / total:.0%}" for c, n in list(working.items())[:4]), flush=True)
     frame = pd.DataFrame(rows)
-    save(frame, args.csv, dict(profile=args.profile, seeds=seeds, rate=args.rate, categories=CATEGORIES, unclaimed_top=unclaimed_top),
+    save(frame, args.csv, dict(profile=args.profile, seeds=seeds, wall_s=walls, rate=args.rate, categories=CATEGORIES, unclaimed_top=unclaimed_top),
          ["torch", "py-spy", "numba"])
     plot(frame, args.figure)
     return frame
