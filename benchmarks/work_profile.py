@@ -4,9 +4,10 @@ Each work's notebook runs exactly as `snakemake` runs it (`python -m snnlib.pipe
 SNNLIB_WORKERS=2, the default profile on embedded data), under `py-spy record --subprocesses`, which
 samples the Python stack of every thread of the notebook kernel and of run_grid's worker processes
 `--rate` times a second while they run (idle threads are not sampled, so a sample is CPU time). The
-run happens in a scratch project (a temporary folder whose config/, snnlib/ and Snakefile link to
-this repository's, with a copy of the notebook (papermill runs it in the folder it resolves to), and
-whose data/ links to the downloaded data sets but not to data/cache/),
+run happens in a scratch project (a temporary folder whose config/, snnlib/, benchmarks/ and
+Snakefile link to this repository's, with a copy of the notebook (papermill runs it in the folder it
+resolves to), and whose data/ links to the data sets under data/, fetched first as `make data` does,
+but not to data/cache/),
 so that neither the experiment cache (.cache/) nor the cache of generated data sets hides work: the
 profile is that of a first run. Nothing of the repository's results/ or figures/ is touched.
 
@@ -23,8 +24,9 @@ every layer except snnlib's own Functions (their Python backward is caught by it
 
 Output: results/benchmarks/work_profile.csv (work, category, samples, cpu_s, share, wall_s, seeds),
 the JSON beside it (settings, wall times, the top frames of "other" per work, for the next
-profile's rules), py-spy's raw samples as results/benchmarks/work_profile_samples/<work>.txt.gz
-(`--reuse-samples` re-sorts them after a change of the rules, without running anything), and
+profile's rules), py-spy's raw samples as results/benchmarks/work_profile_samples/<work>.txt.gz with
+that run's settings and wall time in <work>.json beside them (`--reuse-samples` sorts them again
+after a change of the rules, without running anything, and joins works profiled in separate runs), and
 figures/benchmarks/work_profile.png/.pdf (one stacked bar per work).
 Run: python benchmarks/work_profile.py [--works he2020 xu2025] [--seeds 0 1 2 3 4] [--rate 20]
 [--profile smoke] (the default profile unless told).
@@ -52,7 +54,7 @@ from snnlib.plotting import savefig, style
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKS = sorted(p.stem for p in (ROOT / "notebooks" / "papers").glob("*.ipynb"))
-LINKED = ["Snakefile", "snnlib", "config", "pyproject.toml"]
+LINKED = ["Snakefile", "snnlib", "config", "pyproject.toml", "benchmarks"]  # hong2024 imports a benchmark
 
 # A sample whose innermost frame is in one of these files is a thread waiting (module docstring).
 WAITING = "kernel, pools and waiting threads"
@@ -150,8 +152,10 @@ def profile_work(key: str, profile: str, seeds: list[int], rate: int) -> tuple[s
         start = time.perf_counter()
         done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"{key}: the profiled run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        # py-spy exits 0 whatever its child did: a run counts only if the notebook wrote its claims
+        if done.returncode != 0 or not (folder / "results" / key / "claims.json").is_file():
+            raise SystemExit(f"{key}: the profiled run failed (py-spy exit {done.returncode}, no claims.json "
+                             f"written):\n{done.stderr[-3000:]}")
         text = raw.read_text()
     return text, wall
 
@@ -184,32 +188,34 @@ def main(argv=None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
     samples_dir = Path(args.csv).with_name(Path(args.csv).stem + "_samples")
-    walls = {}
-    if args.reuse_samples:  # the settings of the run that took the samples
-        earlier = json.loads(Path(args.csv).with_suffix(".json").read_text())
-        walls, seeds, args.profile, args.rate = earlier["wall_s"], earlier["seeds"], earlier["profile"], earlier["rate"]
-    rows, unclaimed_top = [], {}
+    if not args.reuse_samples:  # the embedded data sets the notebooks read, as `make data` places them
+        subprocess.run([sys.executable, "-m", "snnlib.data", "fetch", "all"], cwd=ROOT, check=True)
+    rows, unclaimed_top, runs = [], {}, {}
     for key in args.works:
         stored = samples_dir / f"{key}.txt.gz"
-        if args.reuse_samples:
-            text, wall = gzip.decompress(stored.read_bytes()).decode(), walls[key]
+        if args.reuse_samples:  # each work's samples with the settings of the run that took them
+            text, run = gzip.decompress(stored.read_bytes()).decode(), json.loads(stored.with_suffix("").with_suffix(".json").read_text())
         else:
             text, wall = profile_work(key, args.profile, seeds, args.rate)
+            run = dict(wall_s=wall, seeds=seeds, profile=args.profile, rate=args.rate)
             with atomic_path(stored) as tmp:
                 tmp.write_bytes(gzip.compress(text.encode()))
-        walls[key] = wall
+            with atomic_path(stored.with_suffix("").with_suffix(".json")) as tmp:
+                tmp.write_text(json.dumps(run))
+        runs[key] = run
+        wall, rate = run["wall_s"], run["rate"]
         per_category, unclaimed = parse(text)
         working = {c: n for c, n in per_category.most_common() if c != WAITING}
         total = sum(working.values())
         for category, samples in per_category.most_common():
             share = samples / total if category != WAITING else float("nan")
-            rows.append(dict(work=key, category=category, samples=samples, cpu_s=samples / args.rate,
-                             share=share, wall_s=wall, seeds=len(seeds), profile=args.profile))
+            rows.append(dict(work=key, category=category, samples=samples, cpu_s=samples / rate,
+                             share=share, wall_s=wall, seeds=len(run["seeds"]), profile=run["profile"]))
         unclaimed_top[key] = dict(unclaimed.most_common(15))
-        print(f"{key}: wall {wall:.0f} s, sampled work {total / args.rate:.0f} CPU-s;",
+        print(f"{key}: wall {wall:.0f} s, sampled work {total / rate:.0f} CPU-s;",
               ", ".join(f"{c} {n / total:.0%}" for c, n in list(working.items())[:4]), flush=True)
     frame = pd.DataFrame(rows)
-    save(frame, args.csv, dict(profile=args.profile, seeds=seeds, wall_s=walls, rate=args.rate, categories=CATEGORIES, unclaimed_top=unclaimed_top),
+    save(frame, args.csv, dict(runs=runs, categories=CATEGORIES, unclaimed_top=unclaimed_top),
          ["torch", "py-spy", "numba"])
     plot(frame, args.figure)
     return frame
