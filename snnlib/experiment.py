@@ -26,7 +26,11 @@ worker or in this process -- executes with ``torch.set_num_threads(1)``, so the 
 depend on how many workers ran them. ``workers=None`` takes ``$SNNLIB_WORKERS`` (the Snakefile
 sets it to the rule's ``threads``) or else min(2, CPUs). Forking means the function and the
 arguments are inherited, not pickled: a function defined in a notebook cell works, but nothing
-it reads may change while :func:`run_grid` runs.
+it reads may change while :func:`run_grid` runs. What a run loads lazily on first use and is the
+same in every run -- torch._dynamo, which torch.optim imports on an optimizer's first call (~2.5 s),
+and the numba kernels of snnlib's fused neurons -- is loaded here once before the fork, so that the
+workers inherit it instead of each loading it again (`benchmarks/work_profile.py` found that 5-12 %
+of some works' CPU time, every run_grid call forking fresh workers).
 """
 
 from __future__ import annotations
@@ -129,6 +133,14 @@ def _load(path: Path) -> dict | None:
         return None
 
 
+def _load_before_fork() -> None:
+    """Load in this process what every forked worker would otherwise load for itself (module docstring)."""
+    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use)
+
+    from snnlib.neurons import _numba_kernels
+    _numba_kernels()
+
+
 def _run_one(index: int) -> int:
     """Run job ``index`` of ``_JOBS`` with one torch thread and store its dict; returns the index."""
     fn, arm, params, seed, path = _JOBS[index]
@@ -172,6 +184,7 @@ def run_grid(fn: Callable[[str, dict, int], dict], arms: Mapping[str, Mapping], 
         if workers == 1 or len(todo) <= 1:
             done = map(_run_one, todo)
         else:
+            _load_before_fork()
             pool = multiprocessing.get_context("fork").Pool(min(workers, len(todo)))
             done = pool.imap_unordered(_run_one, todo)
         for index in done:
