@@ -10,18 +10,23 @@ same neuron (snnlib.methods.spaic_bridge gives the mapping) on the same input:
     spikingjelly  neuron.LIFNode(tau = 1/(1-beta), decay_input=False, v_reset=0, step_mode='m')
     snntorch      snntorch.Leaky(beta, reset_mechanism='zero') in a Python loop over time
 
-Protocol. One process per (framework, N, round): it imports only its framework, builds the
-network, runs once untimed (warm-up), then times `--repeats` runs and prints the median wall time
-per 100-ms run and the process's peak resident memory (VmHWM, which includes the imports).
-Rounds interleave: round r visits every (framework, N) in an order rotated by r, so slow phases of
-a shared machine fall on all frameworks alike; the spread over rounds is reported. Threads: 1
-(OMP/MKL and torch), so the numbers compare the frameworks, not the core count.
+Protocol. One process per (framework, round): it imports only its framework, then for each N in
+ascending order builds the network, runs once untimed (warm-up), times `--repeats` runs and reports
+the median wall time per 100-ms run and the peak resident memory while that N ran (VmHWM, reset
+before each N through /proc/self/clear_refs, so it includes the imports, as a fresh process's would,
+but not the larger earlier networks; where the reset is refused, every N gets its own process).
+Starting one process per (framework, N, round) instead cost hong2024's default run ~70 % of its CPU
+time in imports (benchmarks/work_profile.py). Rounds interleave: round r visits the frameworks in an
+order rotated by r, so slow phases of a shared machine fall on all frameworks alike; the spread over
+rounds is reported. Threads: 1 (OMP/MKL and torch), so the numbers compare the frameworks, not the
+core count.
 
     python benchmarks/spaic_scaling.py --sizes 1000 10000 100000 --rounds 3 --csv results/x.csv
     measure(frameworks, sizes, rounds, repeats) -> DataFrame (used by notebooks/papers/hong2024.ipynb)
 """
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -114,41 +119,65 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(framework: str, n: int, repeats: int, seed: int) -> dict:
-    """Time one (framework, N) in this process: median seconds per run, peak RSS in MiB, spike count."""
-    run = _runner(framework, n, seed)
-    spikes = run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    peak_mib = _peak_mib()
-    return {"framework": framework, "n": n, "seconds": times[len(times) // 2], "peak_mib": peak_mib, "spikes": spikes}
+def _reset_peak() -> bool:
+    """Reset this process's VmHWM to its current resident size (Linux >= 4.0); False where refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def worker(framework: str, sizes: list[int], repeats: int, seed: int) -> list[dict]:
+    """Time each N of `sizes` for one framework in this process: median seconds per run, peak RSS in MiB,
+    spike count. More than one N only where the peak can be reset between them (`_reset_peak`)."""
+    rows = []
+    for n in sizes:
+        gc.collect()
+        if len(sizes) > 1 and not _reset_peak():
+            raise RuntimeError("cannot reset the peak memory between sizes here: run one size per process")
+        run = _runner(framework, n, seed)
+        spikes = run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        times.sort()
+        del run
+        rows.append({"framework": framework, "n": n, "seconds": times[len(times) // 2], "peak_mib": _peak_mib(),
+                     "spikes": spikes})
+    return rows
+
+
+def _in_process(framework: str, sizes: list[int], repeats: int, seed: int, env: dict) -> list[dict]:
+    cmd = [sys.executable, __file__, "--worker", framework, *map(str, sizes), "--repeats", str(repeats),
+           "--seed", str(seed)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{framework} N={sizes} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def measure(frameworks=FRAMEWORKS, sizes=(1000, 10000, 100000), rounds: int = 3, repeats: int = 3, seed: int = 0):
     """DataFrame with one row per (round, framework, n): seconds per 100-ms run, peak MiB (module docstring)."""
     import pandas as pd
 
-    jobs = [(f, n) for n in sizes for f in frameworks]
+    frameworks, sizes = list(frameworks), sorted(sizes)
+    groups = [sizes] if _reset_peak() else [[n] for n in sizes]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     rows = []
     for r in range(rounds):
-        shift = r % len(jobs)
-        for framework, n in jobs[shift:] + jobs[:shift]:
-            cmd = [sys.executable, __file__, "--worker", framework, str(n), "--repeats", str(repeats), "--seed", str(seed)]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f"{framework} N={n} failed:\n{out.stderr[-2000:]}")
-            rows.append({"round": r, **json.loads(out.stdout.strip().splitlines()[-1])})
+        shift = r % len(frameworks)
+        for framework in frameworks[shift:] + frameworks[:shift]:
+            for group in groups:
+                rows += [{"round": r, **row} for row in _in_process(framework, group, repeats, seed, env)]
     return pd.DataFrame(rows)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "N"))
+    parser.add_argument("--worker", nargs="+", metavar="FRAMEWORK N", help="(internal) a framework and its sizes")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS))
     parser.add_argument("--rounds", type=int, default=3)
@@ -158,7 +187,7 @@ def main():
     parser.add_argument("--figure", default="figures/benchmarks/spaic_scaling", help="path without suffix")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.repeats, args.seed)))
+        print(json.dumps(worker(args.worker[0], [int(n) for n in args.worker[1:]], args.repeats, args.seed)))
         return
     from snnlib.io import write_csv
 
