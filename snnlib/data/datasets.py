@@ -466,12 +466,18 @@ def read_gen1_boxes(path):
     return boxes
 
 
+def gen1_boxes_path(events_path):
+    """The ``*_bbox.npy`` file beside a Gen1 ``*_td.dat`` recording."""
+    events_path = Path(events_path)
+    return events_path.with_name(events_path.name[: -len("_td.dat")] + "_bbox.npy")
+
+
 def _read_gen1(spec, split, root):
     """Gen1 automotive detection: per 60 s recording, its events (DAT) and its boxes (npy)."""
     files = sorted((root / GEN1_FOLDER / split).glob("*_td.dat"))
 
     def read(i):
-        boxes_path = files[i].with_name(files[i].name[: -len("_td.dat")] + "_bbox.npy")
+        boxes_path = gen1_boxes_path(files[i])
         if not boxes_path.is_file():
             raise MissingDataError(f"{boxes_path}: missing (every *_td.dat needs its *_bbox.npy); {spec.fix}")
         recording = read_dat(files[i], spec.sensor_size)

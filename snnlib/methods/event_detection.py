@@ -16,7 +16,7 @@ authors' SpikingYOLOX.forward does), or fed step by step when S = T, into
 Loss (CenterNet, Zhou et al. 2019): penalty-reduced focal loss (alpha 2, beta 4) on the heat map
 against Gaussian targets at the box centres (sigma = box side / (6 stride), at least 0.5 cell),
 plus L1 on size (weight 0.1) and offset (weight 1) at the centre cells, all divided by the number
-of boxes. Decoding: sigmoid heat map, 3x3 max-pool peaks, the top `max_dets` peaks of every class
+of boxes; with several boxes in a sample (Gen1) the heat target is the maximum of their Gaussians. Decoding: sigmoid heat map, 3x3 max-pool peaks, the top `max_dets` peaks of every class
 as [x, y, w, h] boxes with their heat as score. Score: snnlib.metrics.coco_map (mAP@50, mAP@50:95).
 """
 
@@ -36,7 +36,8 @@ from snnlib.metrics import coco_map
 from snnlib.neurons import PLIFNode
 from snnlib.surrogate import ArcTan
 
-__all__ = ["SpikingDetector", "detection_loss", "decode", "fit_detector", "evaluate_detector"]
+__all__ = ["SpikingDetector", "TensorDetections", "detection_loss", "decode", "fit_detector", "predict",
+           "evaluate_detector"]
 
 STRIDE = 4
 
@@ -86,10 +87,17 @@ class SpikingDetector(nn.Module):
         return {"heat": self.heat(rate), "size": self.size(rate), "offset": self.offset(rate)}
 
 
-def _targets(boxes: torch.Tensor, n_classes: int, hw: tuple[int, int]):
-    """Heat-map targets [B, K, h, w], centre cells (b, y, x), sizes [N, 2] and offsets [N, 2] of boxes [B, 5]."""
-    b = boxes.shape[0]
-    h, w = hw
+def _flat_boxes(boxes) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image index [N], boxes [N, 5]) of one box per image ([B, 5]) or a list of B tensors [n_i, 5]."""
+    if isinstance(boxes, torch.Tensor):
+        return torch.arange(boxes.shape[0]), boxes
+    image = torch.cat([torch.full((len(b),), i, dtype=torch.long) for i, b in enumerate(boxes)])
+    return image, torch.cat([b.reshape(-1, 5) for b in boxes])
+
+
+def _targets(image: torch.Tensor, boxes: torch.Tensor, shape: tuple[int, int, int, int]):
+    """Heat-map targets [B, K, h, w] (the max of the boxes' Gaussians), centre cells, sizes and offsets of boxes [N, 5]."""
+    b, n_classes, h, w = shape
     cx = (boxes[:, 0] + boxes[:, 2] / 2) / STRIDE
     cy = (boxes[:, 1] + boxes[:, 3] / 2) / STRIDE
     ix = cx.floor().clamp(0, w - 1).long()
@@ -100,20 +108,21 @@ def _targets(boxes: torch.Tensor, n_classes: int, hw: tuple[int, int]):
     xx = torch.arange(w, dtype=boxes.dtype).view(1, 1, w)
     g = torch.exp(-((xx - ix.view(-1, 1, 1)) ** 2) / (2 * sx.view(-1, 1, 1) ** 2)
                   - ((yy - iy.view(-1, 1, 1)) ** 2) / (2 * sy.view(-1, 1, 1) ** 2))
-    heat = torch.zeros(b, n_classes, h, w, dtype=boxes.dtype)
-    heat[torch.arange(b), boxes[:, 4].long()] = g
-    return heat, (torch.arange(b), iy, ix), boxes[:, 2:4], torch.stack([cx - ix, cy - iy], dim=1)
+    slot = (image * n_classes + boxes[:, 4].long()).view(-1, 1).expand(-1, h * w)
+    heat = torch.zeros(b * n_classes, h * w, dtype=boxes.dtype).scatter_reduce_(0, slot, g.view(-1, h * w), "amax")
+    return heat.view(b, n_classes, h, w), (image, iy, ix), boxes[:, 2:4], torch.stack([cx - ix, cy - iy], dim=1)
 
 
-def detection_loss(out: dict, boxes: torch.Tensor) -> torch.Tensor:
-    """CenterNet loss of the head outputs against one box per sample, boxes [B, 5] = x, y, w, h, class."""
-    heat_t, (bi, iy, ix), size_t, off_t = _targets(boxes, out["heat"].shape[1], out["heat"].shape[-2:])
+def detection_loss(out: dict, boxes) -> torch.Tensor:
+    """CenterNet loss of the head outputs against the boxes: [B, 5] (one per sample) or a list of B [n_i, 5]."""
+    image, flat = _flat_boxes(boxes)
+    heat_t, (bi, iy, ix), size_t, off_t = _targets(image, flat, tuple(out["heat"].shape))
     p = torch.sigmoid(out["heat"]).clamp(1e-4, 1 - 1e-4)
     pos = heat_t.eq(1).to(p.dtype)
     focal = -(pos * (1 - p) ** 2 * torch.log(p) + (1 - pos) * (1 - heat_t) ** 4 * p ** 2 * torch.log(1 - p)).sum()
     size = F.l1_loss(out["size"][bi, :, iy, ix], size_t, reduction="sum")
     off = F.l1_loss(out["offset"][bi, :, iy, ix], off_t, reduction="sum")
-    return (focal + 0.1 * size + off) / boxes.shape[0]
+    return (focal + 0.1 * size + off) / max(flat.shape[0], 1)
 
 
 def decode(out: dict, max_dets: int = 10):
@@ -135,14 +144,34 @@ def decode(out: dict, max_dets: int = 10):
     return result
 
 
+class TensorDetections:
+    """Samples held in memory: frames [N, Tm, 2, H, W] (batch-first storage) and one box per sample [N, 5].
+
+    The data interface of `fit_detector`, `predict` and `evaluate_detector`: ``len(data)`` and
+    ``data.batch(idx) -> (frames [B, Tm, 2, H, W], boxes)``, boxes [B, 5] or a list of B [n_i, 5]
+    (``snnlib.data.detection_windows`` gives the list form for Gen1 and N-Caltech101).
+    """
+
+    def __init__(self, frames: torch.Tensor, boxes: torch.Tensor):
+        if len(frames) != len(boxes):
+            raise ValueError(f"{len(frames)} samples of frames but {len(boxes)} boxes")
+        self.frames, self.boxes = frames, boxes
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def batch(self, idx):
+        return self.frames[idx], self.boxes[idx]
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def fit_detector(model: SpikingDetector, frames: torch.Tensor, boxes: torch.Tensor, *, epochs: int, lr: float,
-                 batch_size: int = 32, seed: int = 0) -> list[float]:
-    """Adam on the CenterNet loss, frames [N, Tm, 2, H, W] (batch-first storage), boxes [N, 5]; mean loss per epoch."""
+def fit_detector(model: SpikingDetector, data, *, epochs: int, lr: float, batch_size: int = 32,
+                 seed: int = 0) -> list[float]:
+    """Adam with a cosine schedule on the CenterNet loss over `data` (see TensorDetections); mean loss per epoch."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     g = torch.Generator().manual_seed(seed)
@@ -150,8 +179,9 @@ def fit_detector(model: SpikingDetector, frames: torch.Tensor, boxes: torch.Tens
     model.train()
     for _ in range(epochs):
         total = 0.0
-        for idx in _batches(len(frames), batch_size, g):
-            loss = detection_loss(model(frames[idx].transpose(0, 1)), boxes[idx])
+        for idx in _batches(len(data), batch_size, g):
+            frames, boxes = data.batch(idx)
+            loss = detection_loss(model(frames.transpose(0, 1)), boxes)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"detection loss became {loss.item()}; lower the learning rate")
             opt.zero_grad()
@@ -159,29 +189,35 @@ def fit_detector(model: SpikingDetector, frames: torch.Tensor, boxes: torch.Tens
             opt.step()
             total += loss.item() * len(idx)
         sched.step()
-        history.append(total / len(frames))
+        history.append(total / len(data))
     return history
 
 
 @torch.no_grad()
-def predict(model: SpikingDetector, frames: torch.Tensor, batch_size: int = 64, max_dets: int = 10):
-    """Detections of every sample (see `decode`)."""
+def predict(model: SpikingDetector, data, batch_size: int = 64, max_dets: int = 10):
+    """(detections of every sample of `data`, see `decode`; its true boxes, numpy [n_i, 5] each)."""
     model.eval()
-    out = []
-    for idx in _batches(len(frames), batch_size, None):
-        out += decode(model(frames[idx].transpose(0, 1)), max_dets)
-    return out
+    dets, truth = [], []
+    for idx in _batches(len(data), batch_size, None):
+        frames, boxes = data.batch(idx)
+        dets += decode(model(frames.transpose(0, 1)), max_dets)
+        truth += [b.reshape(-1, 5).numpy() for b in boxes]
+    return dets, truth
 
 
-def evaluate_detector(model: SpikingDetector, frames: torch.Tensor, boxes: torch.Tensor, subsets: dict | None = None):
-    """{"map_50", "map_50_95"} on all samples, and "<name>_map_50_95" on each boolean mask of `subsets`."""
-    dets = predict(model, frames)
-    truth = boxes.numpy()
+def evaluate_detector(model: SpikingDetector, data, subsets: dict | None = None, max_dets: int = 10, keep=None):
+    """{"map_50", "map_50_95"} on all samples, and "<name>_map_50_95" on each boolean mask of `subsets`.
+
+    ``keep(boxes [n, 4] x, y, w, h) -> mask`` (optional) drops detections before scoring (Gen1's box filter).
+    """
+    dets, truth = predict(model, data, max_dets=max_dets)
+    if keep is not None:
+        dets = [(b[m], s[m], c[m]) for b, s, c in dets for m in [keep(b)]]
 
     def score(mask):
-        keep = np.flatnonzero(mask)
-        return coco_map([dets[i][0] for i in keep], [dets[i][1] for i in keep], [dets[i][2] for i in keep],
-                        [truth[i:i + 1, :4] for i in keep], [truth[i:i + 1, 4].astype(int) for i in keep])
+        chosen = np.flatnonzero(mask)
+        return coco_map([dets[i][0] for i in chosen], [dets[i][1] for i in chosen], [dets[i][2] for i in chosen],
+                        [truth[i][:, :4] for i in chosen], [truth[i][:, 4].astype(int) for i in chosen])
 
     result = score(np.ones(len(truth), dtype=bool))
     for name, mask in (subsets or {}).items():
