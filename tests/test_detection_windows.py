@@ -12,6 +12,7 @@ import pytest
 import torch
 from test_datasets import fabricate_gen1, fabricate_ncaltech101, match_registry, write_dat
 
+from snnlib.config import load_work_config
 from snnlib.data.datasets import gen1_boxes_path, load_dataset
 from snnlib.data.detection_windows import Gen1Windows, NCaltechBoxes, keep_boxes, micro_bins
 from snnlib.data.moving_glyphs import GEN1_BOX_DTYPE
@@ -127,3 +128,14 @@ def test_one_epoch_on_fabricated_gen1_trains_and_scores(gen1):
     model = eas_experiment.build_detector(params, 2)
     model.load_state_dict(out["state"])
     assert model(torch.zeros(4, 1, 2, 60, 76))["heat"].shape == (1, 2, 15, 19)
+
+
+def test_paper_profile_runs_the_released_gen1_command_on_every_window():
+    cfg = load_work_config("wang2024", "paper")
+    assert (cfg["T"], cfg["Tm"], cfg["Ts"], cfg["kernel_size"], cfg["depth"], cfg["threshold"]) == (3, 4, 1, 5, 2, 1.0)
+    assert (cfg["epochs"], cfg["batch_size"], cfg["lr"]) == (30, 64, pytest.approx(1.5625e-5 * 64))
+    spec = eas_experiment.data_spec(cfg, "real")
+    assert spec["set"] == "gen1" and spec["window_us"] == 200_000 and spec["n_train"] is spec["n_test"] is None
+    assert eas_experiment.data_spec(cfg, "embedded")["set"] == "embedded"
+    with pytest.raises(ValueError, match="embedded' or 'real"):
+        eas_experiment.data_spec(cfg, "gen1")

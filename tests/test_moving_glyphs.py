@@ -51,3 +51,19 @@ def test_glyph_boxes_read_back_through_the_gen1_box_reader(tmp_path):
     np.save(tmp_path / "glyphs_bbox.npy", d.boxes)
     back = read_gen1_boxes(tmp_path / "glyphs_bbox.npy")
     np.testing.assert_array_equal(gen1_xywhc(back), d.arrays()[1])
+
+
+def test_several_boxes_per_sample_take_the_max_of_their_heat_targets():
+    from snnlib.methods.event_detection import _flat_boxes, _targets
+
+    torch.manual_seed(0)
+    out = {k: torch.randn(2, 2, 8, 8) for k in ("heat", "size", "offset")}
+    one = torch.tensor([[4.0, 5.0, 8.0, 12.0, 1.0], [20.0, 10.0, 10.0, 9.0, 0.0]])
+    assert detection_loss(out, one) == detection_loss(out, [one[:1], one[1:]])   # the two forms agree
+    pair = [torch.tensor([[2.0, 2.0, 6.0, 6.0, 1.0], [12.0, 14.0, 8.0, 8.0, 1.0]]), one[1:]]
+    heat = _targets(*_flat_boxes(pair), (2, 2, 8, 8))[0]
+    alone = [_targets(*_flat_boxes([b[None], one[1:]]), (2, 2, 8, 8))[0] for b in pair[0]]
+    torch.testing.assert_close(heat, torch.maximum(*alone), rtol=0, atol=0)
+    assert heat[0, 1, 1, 1] == heat[0, 1, 4, 4] == 1 and heat[0, 0].max() == 0   # centres (1, 1) and (4, 4)
+    loss = detection_loss(out, pair)
+    assert torch.isfinite(loss) and loss != detection_loss(out, [pair[0][:1], pair[1]])

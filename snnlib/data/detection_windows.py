@@ -18,7 +18,8 @@ N-Caltech101 (``NCaltechBoxes``): one sample per recording, the whole recording 
 command's ``window 0``) in ``Tm`` bins as above, one box (the annotation's) of its class. As the
 authors' ``NCaltech``: BACKGROUND_Google is left out (100 classes, indexed in sorted order), each
 class's recordings are shuffled and the first ``ceil(0.8 n)`` train, the next ``int(0.2 n)`` are
-the evaluation split ("test" here, their "val").
+the evaluation split ("test" here, their "val"). Their split files are not published (papers.md
+§7.2), so the shuffle is this module's (``seed``), not theirs.
 
 Input grid (``letterbox``), as the authors' evaluation transform (``letterbox_image``, no
 augmentation): scale ``s = min(W_in / W, H_in / H)``, the sensor image anchored at the top-left
@@ -179,8 +180,8 @@ class NCaltechBoxes(_Windows):
         chosen = []
         for name in sorted(self.classes):
             members = rng.permutation([i for i, t in enumerate(recordings.targets) if recordings.classes[t] == name])
-            n_train = math.ceil(0.8 * len(members))
-            chosen += list(members[:n_train] if split == "train" else members[n_train:n_train + int(0.2 * len(members))])
+            n_train, n_test = math.ceil(0.8 * len(members)), int(0.2 * len(members))
+            chosen += list(members[:n_train] if split == "train" else members[n_train:n_train + n_test])
         chosen = np.sort(np.array(chosen, dtype=np.int64))
         self.index = chosen[_subset(len(chosen), n_samples, seed)]
 

@@ -16,8 +16,9 @@ authors' SpikingYOLOX.forward does), or fed step by step when S = T, into
 Loss (CenterNet, Zhou et al. 2019): penalty-reduced focal loss (alpha 2, beta 4) on the heat map
 against Gaussian targets at the box centres (sigma = box side / (6 stride), at least 0.5 cell),
 plus L1 on size (weight 0.1) and offset (weight 1) at the centre cells, all divided by the number
-of boxes; with several boxes in a sample (Gen1) the heat target is the maximum of their Gaussians. Decoding: sigmoid heat map, 3x3 max-pool peaks, the top `max_dets` peaks of every class
-as [x, y, w, h] boxes with their heat as score. Score: snnlib.metrics.coco_map (mAP@50, mAP@50:95).
+of boxes; with several boxes in a sample (Gen1) the heat target is the maximum of their Gaussians.
+Decoding: sigmoid heat map, 3x3 max-pool peaks, the top `max_dets` peaks of every class as
+[x, y, w, h] boxes with their heat as score. Score: snnlib.metrics.coco_map (mAP@50, mAP@50:95).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _flat_boxes(boxes) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _targets(image: torch.Tensor, boxes: torch.Tensor, shape: tuple[int, int, int, int]):
-    """Heat-map targets [B, K, h, w] (the max of the boxes' Gaussians), centre cells, sizes and offsets of boxes [N, 5]."""
+    """Heat targets [B, K, h, w] (the max of the boxes' Gaussians), centre cells, sizes, offsets of boxes [N, 5]."""
     b, n_classes, h, w = shape
     cx = (boxes[:, 0] + boxes[:, 2] / 2) / STRIDE
     cy = (boxes[:, 1] + boxes[:, 3] / 2) / STRIDE
