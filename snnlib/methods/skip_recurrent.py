@@ -74,7 +74,9 @@ Departures, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -83,8 +85,10 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base, functional, layer
 from spikingjelly.activation_based.neuron import SimpleBaseNode
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.utils.data import TensorDataset
 
+from snnlib import neurons
 from snnlib.checks import flag, positive_int, real, time_first
 from snnlib.metrics import accuracy
 from snnlib.surrogate import Triangle
@@ -159,6 +163,161 @@ def span_mixture(weights: torch.Tensor, history: Sequence[torch.Tensor]) -> torc
     if weights.dim() != 1 or len(history) != weights.shape[0]:
         raise ValueError(f"need one weight per history tensor, got {tuple(weights.shape)} and {len(history)}")
     return _SpanMixture.apply(weights, *history)
+
+
+# --------------------------------------------------------------------------- the fused layer
+
+
+def _step_forward(rec, c, v, rows, h, t, row, constants, hard, recurrent):
+    """numba kernel, one step t: I = rec + c[t] (c[t] alone if not recurrent), H = v decay + I,
+    S = (H - theta >= 0) into rows[row], H into h[t] (h[0] if h has one row), reset v in place.
+    The per-step module's operations in its order (soft: v - theta S; hard: S 0 + (1 - S) H)."""
+    decay, threshold = constants[0], constants[1]
+    one = constants[0] - constants[0] + 1
+    zero = one - one
+    c_t, s_t, h_t = c[t], rows[row], h[t % h.shape[0]]
+    for i in range(v.shape[0]):
+        u = v[i] * decay + (rec[i] + c_t[i] if recurrent else c_t[i])
+        s = one if u - threshold >= zero else zero
+        v[i] = s * zero + (one - s) * u if hard else u - threshold * s
+        s_t[i] = s
+        h_t[i] = u
+
+
+def _step_backward(h, t, grads, row, carry, grad_current, constants, hard, detach):
+    """numba kernel, one reverse step t: G = dL/dS g + carry dV/dH into grad_current[row], carry <- decay G.
+
+    grads[row] holds dL/dS[t] (all later uses of S[t] included), carry dL/dV[t] on entry and
+    dL/dV[t-1] on exit; g = c max(0, 1 - c |H - theta|), c = 2 / width (Triangle); S recomputed
+    from H as in the forward; dV/dH = 1 - theta g (soft) or 1 - S - H g (hard), g -> 0 if detach.
+    """
+    decay, threshold, c = constants[0], constants[1], constants[2]
+    one = decay - decay + 1
+    zero = one - one
+    h_t, gs_t, g_t = h[t], grads[row], grad_current[row]
+    for i in range(carry.shape[0]):
+        z = h_t[i] - threshold
+        g = max(zero, one - abs(z) * c) * c
+        through = zero if detach else g
+        dv_dh = (zero if z >= zero else one) - h_t[i] * through if hard else one - threshold * through
+        grad = gs_t[i] * g + carry[i] * dv_dh
+        g_t[i] = grad
+        carry[i] = decay * grad
+
+
+@functools.cache
+def _kernels():
+    """(forward step, backward step) compiled by numba, or None without numba."""
+    return neurons.jit_kernels(_step_forward, _step_backward)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What the fused loops need besides the tensors: the recurrence (`lag` for one past spike vector,
+    else the mixture weights are given) and the neuron, `constants` = [decay, theta, 2 / width]."""
+
+    lag: int
+    hard: bool
+    detach: bool
+    constants: np.ndarray
+
+
+def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool):
+    """The forward loop: (spikes [T, B, H], final v [B, H], H [T, B, H] or its last step, rows).
+
+    rows [T + K, B, H] holds the spikes latest first, rows[T - 1 - t] = S[t], then the K past
+    vectors (rows[T + K - 1] the oldest), so that s[t-1], ..., s[t-K] are the contiguous block
+    rows[T - t : T - t + K], stacked as the per-step path stacks them.
+    """
+    steps, size = current.shape[0], current[0].numel()
+    span = 0 if past is None else past.shape[0]
+    c = current.detach().contiguous()
+    rows = c.new_empty((steps + span, *c.shape[1:]))
+    if span:
+        rows[steps:] = past.detach().flip(0)
+    h = torch.empty_like(c) if keep_h else c.new_empty((1, *c.shape[1:]))
+    state = v.detach().clone(memory_format=torch.contiguous_format)
+    rec = c.new_zeros(c.shape[1:])
+    if mixture is not None:
+        weights, product, mixed = mixture.detach().view(-1, 1, 1), c.new_empty((span, *c.shape[1:])), rec.clone()
+    arrays = rec.view(-1).numpy(), c.view(steps, size).numpy(), state.view(-1).numpy()
+    out = rows.view(-1, size).numpy(), h.view(h.shape[0], size).numpy()
+    step = _kernels()[0]
+    for t in range(steps):
+        i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
+        if weight is not None:
+            if mixture is None:
+                r = rows[i + spec.lag - 1]
+            else:
+                r = torch.sum(torch.mul(weights, rows[i : i + span], out=product), 0, out=mixed)
+            torch.mm(r, weight.detach().t(), out=rec)
+        step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
+    return rows[:steps].flip(0), state, h, rows
+
+
+class _SkipRecurrence(torch.autograd.Function):
+    """A whole layer over the sequence: forward(current, weight, mixture, v, past, spec) -> (spikes, final v).
+
+    Saves H [T, B, H] only (and the [H, H], [K] and [K, B, H] inputs); the spikes are recomputed
+    from it. Backward: one reverse loop over t, the per-step dL/dr = G W and its scatter to the
+    K earlier spike vectors; dL/dW = sum_t G[t]^T r[t] in one product after the loop.
+    """
+
+    @staticmethod
+    def forward(ctx, current, weight, mixture, v, past, spec):
+        spikes, state, h, _ = _fused_forward(spec, current, weight, mixture, v, past, keep_h=True)
+        ctx.spec = spec
+        ctx.save_for_backward(h, weight, mixture, past)
+        ctx.set_materialize_grads(False)
+        return spikes, state
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):
+        h, weight, mixture, past = ctx.saved_tensors
+        spec, (steps, size) = ctx.spec, (h.shape[0], h[0].numel())
+        span = 0 if past is None else past.shape[0]
+        rows = torch.cat([torch.ge(h - float(spec.constants[1]), 0).to(h.dtype).flip(0), past.flip(0)]) if span else None
+        grads = h.new_zeros((steps + span, *h.shape[1:]))  # dL/dS, rows as in the forward
+        if grad_spikes is not None:
+            grads[:steps] = grad_spikes.flip(0)
+        carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()
+        grad_rows = torch.empty_like(h)  # dL/dI[t] = dL/dc[t] at row T - 1 - t
+        mixed = torch.empty_like(h) if mixture is not None else None  # r[t], rows as grad_rows
+        grad_mixture = h.new_empty((steps, span)) if mixture is not None else None
+        dr = h.new_empty(h.shape[1:])
+        arrays = h.view(steps, size).numpy(), grads.view(-1, size).numpy()
+        out = carry.numpy(), grad_rows.view(steps, size).numpy()
+        step = _kernels()[1]
+        for t in range(steps - 1, -1, -1):
+            i = steps - t
+            step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
+            if weight is None:
+                continue
+            torch.mm(grad_rows[i - 1], weight, out=dr)
+            if mixture is None:
+                grads[i + spec.lag - 1].add_(dr)
+            else:
+                window = rows[i : i + span].view(span, size)
+                grads[i : i + span].addcmul_(mixture.view(-1, 1, 1), dr)
+                torch.mv(window.t(), mixture, out=mixed[i - 1].view(size))
+                torch.mv(window, dr.view(size), out=grad_mixture[i - 1])
+        grad_weight = None
+        if weight is not None and ctx.needs_input_grad[1]:
+            r = rows[spec.lag : spec.lag + steps] if mixture is None else mixed
+            grad_weight = grad_rows.view(-1, weight.shape[0]).t().mm(r.view(-1, weight.shape[1]))
+        if grad_mixture is not None:
+            grad_mixture = grad_mixture.sum(0, dtype=torch.float64).to(mixture.dtype)
+        return (grad_rows.flip(0), grad_weight, grad_mixture, carry.view(h.shape[1:]),
+                grads[steps:].flip(0) if span else None, None)
+
+
+def _run_layer(spec: _Spec, current, weight, mixture, v, past):
+    """(spikes [T, B, H], final v [B, H]) of one layer: through `_SkipRecurrence` when a gradient is
+    needed, else the forward loop alone (nothing kept)."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (current, weight, mixture, v, past)):
+        return _SkipRecurrence.apply(current, weight, mixture, v, past, spec)
+    return _fused_forward(spec, current, weight, mixture, v, past, keep_h=False)[:2]
 
 
 # --------------------------------------------------------------------------- neuron and layer
@@ -272,15 +431,29 @@ class SkipRecurrentLayer(base.MemoryModule):
         soft = self.span_mode == "soft" or (self.span_mode == "auto" and self.training)
         return self.recurrence == "asrc" and soft
 
+    def _fused(self, current: torch.Tensor) -> bool:
+        """True when this call runs as one `_SkipRecurrence` (see the module docstring)."""
+        surrogate = self.neuron.surrogate_function
+        return (neurons.fused_enabled(surrogate) and type(surrogate) is Triangle and surrogate.spiking
+                and not surrogate.strict and current.device.type == "cpu" and current.dtype in neurons._NUMPY_TYPES
+                and _kernels() is not None)
+
+    def _past(self, current: torch.Tensor) -> list[torch.Tensor]:
+        """The last K spike vectors, oldest first (zeros before the first call)."""
+        past = list(self.history) if self.history is not None else [current.new_zeros(current.shape[1:])] * self.span
+        if past and past[0].shape != current.shape[1:]:
+            raise ValueError(f"batch shape {tuple(current.shape[1:])} differs from the stored history "
+                             f"{tuple(past[0].shape)}: call functional.reset_net(model) between sequences")
+        return past
+
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         time_first(x_seq, self.in_features, _SEQUENCE_HINT)
         current = self.dropout(self.input(x_seq))
+        if self._fused(current):
+            return self._forward_fused(current)
         if self.recurrence is None:
             return torch.stack([self.neuron(c) for c in current])  # iterating unbinds: O(T) backward
-        past = list(self.history) if self.history is not None else [current.new_zeros(current.shape[1:])] * self.span
-        if past[0].shape != current.shape[1:]:
-            raise ValueError(f"batch shape {tuple(current.shape[1:])} differs from the stored history "
-                             f"{tuple(past[0].shape)}: call functional.reset_net(model) between sequences")
+        past = self._past(current)
         weights = self.span_probabilities() if self._uses_mixture() else None
         lag = self.chosen_span()
         spikes = []
@@ -291,6 +464,24 @@ class SkipRecurrentLayer(base.MemoryModule):
             spikes.append(spike)
         self.history = past[-self.span :]
         return torch.stack(spikes)
+
+    def _forward_fused(self, current: torch.Tensor) -> torch.Tensor:
+        v = self.neuron.v
+        if isinstance(v, float):
+            v = current.new_full(current.shape[1:], v)
+        elif v.shape != current.shape[1:]:
+            raise ValueError(f"batch shape {tuple(current.shape[1:])} differs from the stored membrane "
+                             f"{tuple(v.shape)}: call functional.reset_net(model) between sequences")
+        past = self._past(current)
+        weights = self.span_probabilities() if self._uses_mixture() else None
+        width = self.neuron.surrogate_function.width
+        spec = _Spec(self.chosen_span(), self.neuron.v_reset is not None, self.neuron.detach_reset,
+                     np.array([self.neuron.decay, self.neuron.v_threshold, 2 / width], neurons._NUMPY_TYPES[current.dtype]))
+        weight = self.recurrent.weight if self.recurrence else None
+        spikes, self.neuron.v = _run_layer(spec, current, weight, weights, v, torch.stack(past) if past else None)
+        if past:
+            self.history = (past + list(spikes[-self.span :].unbind(0)))[-self.span :]
+        return spikes
 
     def extra_repr(self) -> str:
         return f"recurrence={self.recurrence!r}, span={self.span}, span_mode={self.span_mode!r}"
