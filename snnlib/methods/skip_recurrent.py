@@ -205,10 +205,55 @@ def _step_backward(h, t, grads, row, carry, grad_current, constants, hard, detac
         carry[i] = decay * grad
 
 
+def _mix(weights, rows, lo, out, block):
+    """numba kernel: out = sum_j weights[j] rows[lo + j] (j < K < 256), in the order of torch.sum over
+    dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of 16 terms, each summed
+    from 0, added one after another; the last, partial block summed from 0 and added last."""
+    zero = weights[0] - weights[0]
+    out[:] = zero
+    block[:] = zero
+    for j in range(weights.shape[0]):
+        w, s = weights[j], rows[lo + j]
+        for i in range(out.shape[0]):
+            block[i] += w * s[i]
+        if j % 16 == 15:
+            for i in range(out.shape[0]):
+                out[i] += block[i]
+            block[:] = zero
+    for i in range(out.shape[0]):
+        out[i] = block[i] + out[i]
+
+
+def _mix_backward(weights, rows, lo, dr, grads, r, products):
+    """numba kernel, the mixture's share of one reverse step: grads[lo + j] += weights[j] dr (dL/dS of
+    the K earlier steps), r = sum_j weights[j] rows[lo + j] (for dL/dW, any order), and
+    products[j] += rows[lo + j] dr (summed over neurons after the loop: dL/dweights[j])."""
+    r[:] = weights[0] - weights[0]
+    for j in range(weights.shape[0]):
+        w, s, g, p = weights[j], rows[lo + j], grads[lo + j], products[j]
+        for i in range(dr.shape[0]):
+            g[i] += w * dr[i]
+            r[i] += w * s[i]
+            p[i] += s[i] * dr[i]
+
+
 @functools.cache
 def _kernels():
-    """(forward step, backward step) compiled by numba, or None without numba."""
-    return neurons.jit_kernels(_step_forward, _step_backward)
+    """(forward step, backward step, mixture, mixture backward) compiled by numba, or None without numba."""
+    return neurons.jit_kernels(_step_forward, _step_backward, _mix, _mix_backward)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one thread inside (the loops over t): their per-step products, [B, H] x [H, H], are far
+    below any useful parallel grain, and two threads wait for each other at each of them (64 x 32 x 32
+    on a loaded 2-core machine: 21 us on one thread, 109 us on two). MKL gives the same bits either way."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -237,21 +282,20 @@ def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool)
         rows[steps:] = past.detach().flip(0)
     h = torch.empty_like(c) if keep_h else c.new_empty((1, *c.shape[1:]))
     state = v.detach().clone(memory_format=torch.contiguous_format)
-    rec = c.new_zeros(c.shape[1:])
-    if mixture is not None:
-        weights, product, mixed = mixture.detach().view(-1, 1, 1), c.new_empty((span, *c.shape[1:])), rec.clone()
+    rec, mixed = c.new_zeros(c.shape[1:]), c.new_empty(c.shape[1:])
     arrays = rec.view(-1).numpy(), c.view(steps, size).numpy(), state.view(-1).numpy()
     out = rows.view(-1, size).numpy(), h.view(h.shape[0], size).numpy()
-    step = _kernels()[0]
-    for t in range(steps):
-        i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
-        if weight is not None:
-            if mixture is None:
-                r = rows[i + spec.lag - 1]
-            else:
-                r = torch.sum(torch.mul(weights, rows[i : i + span], out=product), 0, out=mixed)
-            torch.mm(r, weight.detach().t(), out=rec)
-        step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
+    if mixture is not None:
+        mix = mixture.detach().numpy(), out[0], mixed.view(-1).numpy(), np.empty(size, out[0].dtype)
+    step, mix_step = _kernels()[0], _kernels()[2]
+    with _one_thread():
+        for t in range(steps):
+            i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
+            if weight is not None:
+                if mixture is not None:
+                    mix_step(*mix[:2], i, *mix[2:])
+                torch.mm(mixed if mixture is not None else rows[i + spec.lag - 1], weight.detach().t(), out=rec)
+            step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
     return rows[:steps].flip(0), state, h, rows
 
 
@@ -283,31 +327,30 @@ class _SkipRecurrence(torch.autograd.Function):
             grads[:steps] = grad_spikes.flip(0)
         carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()
         grad_rows = torch.empty_like(h)  # dL/dI[t] = dL/dc[t] at row T - 1 - t
-        mixed = torch.empty_like(h) if mixture is not None else None  # r[t], rows as grad_rows
-        grad_mixture = h.new_empty((steps, span)) if mixture is not None else None
         dr = h.new_empty(h.shape[1:])
         arrays = h.view(steps, size).numpy(), grads.view(-1, size).numpy()
         out = carry.numpy(), grad_rows.view(steps, size).numpy()
-        step = _kernels()[1]
-        for t in range(steps - 1, -1, -1):
-            i = steps - t
-            step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
-            if weight is None:
-                continue
-            torch.mm(grad_rows[i - 1], weight, out=dr)
-            if mixture is None:
-                grads[i + spec.lag - 1].add_(dr)
-            else:
-                window = rows[i : i + span].view(span, size)
-                grads[i : i + span].addcmul_(mixture.view(-1, 1, 1), dr)
-                torch.mv(window.t(), mixture, out=mixed[i - 1].view(size))
-                torch.mv(window, dr.view(size), out=grad_mixture[i - 1])
+        if mixture is not None:
+            mixed = torch.empty_like(h)  # r[t], rows as grad_rows
+            products = h.new_zeros((span, size))
+            mix = mixture.numpy(), rows.view(-1, size).numpy(), dr.view(-1).numpy(), arrays[1]
+        step, mix_step = _kernels()[1], _kernels()[3]
+        with _one_thread():
+            for t in range(steps - 1, -1, -1):
+                i = steps - t
+                step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
+                if weight is None:
+                    continue
+                torch.mm(grad_rows[i - 1], weight, out=dr)
+                if mixture is None:
+                    grads[i + spec.lag - 1].add_(dr)
+                else:
+                    mix_step(*mix[:2], i, *mix[2:], mixed[i - 1].view(-1).numpy(), products.numpy())
         grad_weight = None
         if weight is not None and ctx.needs_input_grad[1]:
             r = rows[spec.lag : spec.lag + steps] if mixture is None else mixed
             grad_weight = grad_rows.view(-1, weight.shape[0]).t().mm(r.view(-1, weight.shape[1]))
-        if grad_mixture is not None:
-            grad_mixture = grad_mixture.sum(0, dtype=torch.float64).to(mixture.dtype)
+        grad_mixture = None if mixture is None else products.sum(1, dtype=torch.float64).to(mixture.dtype)
         return (grad_rows.flip(0), grad_weight, grad_mixture, carry.view(h.shape[1:]),
                 grads[steps:].flip(0) if span else None, None)
 
