@@ -208,7 +208,9 @@ def _step_backward(h, t, grads, row, carry, grad_current, constants, hard, detac
 def _mix(weights, rows, lo, out, block):
     """numba kernel: out = sum_j weights[j] rows[lo + j] (j < K < 256), in the order of torch.sum over
     dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of 16 terms, each summed
-    from 0, added one after another; the last, partial block summed from 0 and added last."""
+    from 0, added one after another; the last, partial block summed from 0 and added last. That is
+    ATen's order for the columns it sums in whole groups of vectors (rows of a multiple of 64
+    elements); its leftover columns use other orders, so the fused path takes only such rows."""
     zero = weights[0] - weights[0]
     out[:] = zero
     block[:] = zero
@@ -479,6 +481,7 @@ class SkipRecurrentLayer(base.MemoryModule):
         surrogate = self.neuron.surrogate_function
         return (neurons.fused_enabled(surrogate) and type(surrogate) is Triangle and surrogate.spiking
                 and not surrogate.strict and current.device.type == "cpu" and current.dtype in neurons._NUMPY_TYPES
+                and (not self._uses_mixture() or (self.span < 256 and current[0].numel() % 64 == 0))
                 and _kernels() is not None)
 
     def _past(self, current: torch.Tensor) -> list[torch.Tensor]:
@@ -492,8 +495,9 @@ class SkipRecurrentLayer(base.MemoryModule):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         time_first(x_seq, self.in_features, _SEQUENCE_HINT)
         current = self.dropout(self.input(x_seq))
-        if self._fused(current):
-            return self._forward_fused(current)
+        return self._forward_fused(current) if self._fused(current) else self._forward_per_step(current)
+
+    def _forward_per_step(self, current: torch.Tensor) -> torch.Tensor:
         if self.recurrence is None:
             return torch.stack([self.neuron(c) for c in current])  # iterating unbinds: O(T) backward
         past = self._past(current)
