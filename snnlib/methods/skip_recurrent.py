@@ -69,6 +69,32 @@ Departures, and why:
     which saves references to the K spike tensors instead of a K x B x H copy per step); both
     compute the same sums, in the same order for the mixture, and can differ from the authors'
     only in the last float bit of the feed-forward product.
+
+Fused path. A layer's whole sequence runs as one autograd Function (`_SkipRecurrence`) given
+c [T, B, H], W_rec, the mixture weights p [K] (soft ASRC; else the lag k or j*) and the carried
+membrane and last K spike vectors. Forward: a loop over t, each step one torch matrix product
+r[t] W_rec^T (on one torch thread) and a numba kernel for I, v, s and the reset, with the
+per-step path's floating-point operations in its order; the soft mixture r[t] is a numba
+kernel that sums in torch.sum's order (ATen's cascade: blocks of 16 terms), so the spikes are
+bit-identical to the per-step path's. Spikes live in one buffer, latest first, so that
+s[t-1..t-K] is a contiguous block. Saved for backward: H[t] = v[t] before the reset, 4 bytes per
+neuron-step in float32 (8 in float64), plus W_rec, p and the K carried spike vectors; s and the
+slope are recomputed from H (the per-step path saves ~11.6 bytes per neuron-step in float32,
+tests/test_fused_skip_recurrent.py). Backward, one reverse loop over t, with G[t] = dL/dI[t]:
+
+    G[t]      = dL/ds[t] g[t] + dL/dv[t] dv/dh[t],      g[t] = max(0, 1 - |H[t] - theta|)
+    dv/dh[t]  = 1 - theta g[t] (soft) or 1 - s[t] - H[t] g[t] (hard); g -> 0 in it if detach_reset
+    dL/dv[t-1] = decay G[t];   dL/dc[t] = G[t];   dL/dr[t] = G[t] W_rec
+    dL/ds[t-j] += p_j dL/dr[t] (soft) or dL/ds[t-k] += dL/dr[t]; dL/dp_j = sum_t <dL/dr[t], s[t-j]>
+    dL/dW_rec = sum_t G[t]^T r[t]   (one product after the loop, r recomputed from the spikes)
+
+where dL/ds[t] includes the later steps' use of s[t] by the time step t is reached. Gradients
+reach the carried membrane and spike history (a state carried from an earlier call keeps its
+graph, as in the per-step path). The per-step path runs instead under SNNLIB_FUSED=0
+(`snnlib.neurons.fused_enabled`), off the CPU, in dtypes other than float32/float64, with a
+surrogate other than snnlib's non-strict spiking Triangle, without numba, and for the soft
+mixture with K >= 256 or a step of B H neurons not a multiple of 64 (ATen then sums some
+columns in other orders, and the spikes could differ in the last bit of r).
 """
 
 from __future__ import annotations
@@ -270,7 +296,7 @@ class _Spec:
 
 
 def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool):
-    """The forward loop: (spikes [T, B, H], final v [B, H], H [T, B, H] or its last step, rows).
+    """The forward loop: (spikes [T, B, H], final v [B, H], H [T, B, H] or its last step).
 
     rows [T + K, B, H] holds the spikes latest first, rows[T - 1 - t] = S[t], then the K past
     vectors (rows[T + K - 1] the oldest), so that s[t-1], ..., s[t-K] are the contiguous block
@@ -298,7 +324,7 @@ def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool)
                     mix_step(*mix[:2], i, *mix[2:])
                 torch.mm(mixed if mixture is not None else rows[i + spec.lag - 1], weight.detach().t(), out=rec)
             step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
-    return rows[:steps].flip(0), state, h, rows
+    return rows[:steps].flip(0), state, h
 
 
 class _SkipRecurrence(torch.autograd.Function):
@@ -311,7 +337,7 @@ class _SkipRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, current, weight, mixture, v, past, spec):
-        spikes, state, h, _ = _fused_forward(spec, current, weight, mixture, v, past, keep_h=True)
+        spikes, state, h = _fused_forward(spec, current, weight, mixture, v, past, keep_h=True)
         ctx.spec = spec
         ctx.save_for_backward(h, weight, mixture, past)
         ctx.set_materialize_grads(False)
@@ -323,7 +349,8 @@ class _SkipRecurrence(torch.autograd.Function):
         h, weight, mixture, past = ctx.saved_tensors
         spec, (steps, size) = ctx.spec, (h.shape[0], h[0].numel())
         span = 0 if past is None else past.shape[0]
-        rows = torch.cat([torch.ge(h - float(spec.constants[1]), 0).to(h.dtype).flip(0), past.flip(0)]) if span else None
+        if span:  # the forward's spike rows, recomputed from H
+            rows = torch.cat([torch.ge(h - float(spec.constants[1]), 0).to(h.dtype).flip(0), past.flip(0)])
         grads = h.new_zeros((steps + span, *h.shape[1:]))  # dL/dS, rows as in the forward
         if grad_spikes is not None:
             grads[:steps] = grad_spikes.flip(0)
@@ -374,8 +401,8 @@ class SkipLIFNode(SimpleBaseNode):
     A spikingjelly `SimpleBaseNode` (single-step, `[B, H]` per call) firing with
     `Triangle(width=2)` (surrogate max(0, 1 - |v - v_threshold|)). Soft reset: v -= v_threshold * s;
     hard reset: v = v (1 - s). Written as decay * v rather than spikingjelly LIFNode's
-    v - v / tau so that any decay matches the authors' arithmetic bit for bit. It is stepped one
-    step at a time by `SkipRecurrentLayer`, not fused (see there).
+    v - v / tau so that any decay matches the authors' arithmetic bit for bit. `SkipRecurrentLayer`
+    steps it on its per-step path; its fused path applies the same operations in numba.
     """
 
     def __init__(self, decay: float = 0.5, v_threshold: float = 1.0, hard_reset: bool = False,
@@ -404,11 +431,8 @@ class SkipRecurrentLayer(base.MemoryModule):
     recurrence None | "src" | "asrc"; `span` is k for SRC and the maximum span K for ASRC.
     For ASRC, `alpha` (shape [K], init 0) may be passed in to share it between layers; `tau`
     (a buffer, init 1) is divided into it and multiplied by `de_tau` by `anneal()`.
-    Not fused (unlike `snnlib.neurons`' LIF): with recurrence the input at step t is
-    W_rec r[t], a matrix product of spikes fired at earlier steps inside this same loop (s[t-k],
-    or ASRC's mixture of s[t-1..t-K]), so the neuron update cannot run ahead of the product and
-    every step keeps its own autograd nodes. (SRC with span k > 1 could batch the products of k
-    steps; the feed-forward layer, recurrence=None, could use the fused neuron; neither is done.)
+    Runs fused (one autograd Function over the sequence, see the module docstring) where it
+    can, else step by step with `SkipLIFNode`; both give the same spikes.
     """
 
     def __init__(self, in_features: int, hidden: int, *, recurrence: str | None = "src", span: int = 1,
@@ -521,9 +545,9 @@ class SkipRecurrentLayer(base.MemoryModule):
                              f"{tuple(v.shape)}: call functional.reset_net(model) between sequences")
         past = self._past(current)
         weights = self.span_probabilities() if self._uses_mixture() else None
-        width = self.neuron.surrogate_function.width
+        constants = [self.neuron.decay, self.neuron.v_threshold, 2 / self.neuron.surrogate_function.width]
         spec = _Spec(self.chosen_span(), self.neuron.v_reset is not None, self.neuron.detach_reset,
-                     np.array([self.neuron.decay, self.neuron.v_threshold, 2 / width], neurons._NUMPY_TYPES[current.dtype]))
+                     np.array(constants, neurons._NUMPY_TYPES[current.dtype]))
         weight = self.recurrent.weight if self.recurrence else None
         spikes, self.neuron.v = _run_layer(spec, current, weight, weights, v, torch.stack(past) if past else None)
         if past:
