@@ -449,15 +449,21 @@ def _backward_kernel(
                     acc[i] += g[i] * ((h_t[i] - v_prev[i]) / scale if decay_input else rest - v_prev[i])
 
 
-@functools.cache
-def _numba_kernels():
-    """(forward, backward) compiled by numba on first use (and cached on disk), or None without numba."""
+def jit_kernels(*kernels) -> tuple | None:
+    """The functions compiled by numba on first call (and cached on disk), or None without numba.
+    Also used by snnlib.methods.skip_recurrent for its kernels."""
     try:
         import numba
     except ImportError:
         return None
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # x / 0 gives inf: no check to branch on
-    return jit(_forward_kernel), jit(_backward_kernel)
+    return tuple(jit(kernel) for kernel in kernels)
+
+
+@functools.cache
+def _numba_kernels():
+    """(forward, backward) compiled by numba on first use (and cached on disk), or None without numba."""
+    return jit_kernels(_forward_kernel, _backward_kernel)
 
 
 @functools.cache
