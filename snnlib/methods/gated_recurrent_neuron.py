@@ -80,15 +80,17 @@ nn.Linear layers so that synaptic operations can be counted:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from spikingjelly.activation_based import base, functional
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from snnlib.checks import flag, positive_int, time_first
-from snnlib.neurons import LIFNode
-from snnlib.surrogate import ArcTan
+from snnlib.neurons import _NUMPY_TYPES, LIFNode, fused_enabled
+from snnlib.surrogate import ArcTan, heaviside
 
 __all__ = ["GRSNCell", "InputGatedGRSNCell", "FeedForwardCore", "GRUCore", "LIFCell", "SpikingCore", "make_core", "reset_where", "CORE_KINDS"]
 
@@ -114,6 +116,179 @@ def _state(memory, like: torch.Tensor) -> torch.Tensor:
     if isinstance(memory, torch.Tensor):
         return memory
     return torch.full_like(like, float(memory))
+
+
+# ----------------------------------------------------------------------------- fused GRSN sequence
+#
+# The kernels below are compiled by numba on first use (`_grsn_kernels`). The forward kernel is
+# one step's element-wise update, called once per step after the two gate products (torch.addmm,
+# the product nn.Linear computes) and torch.sigmoid, so that every value equals the per-step
+# module's bit for bit; the backward kernel is the whole reverse loop, gate products included.
+
+
+def _grsn_step_kernel(forget, candidate, drive, c_prev, c, u, spikes, h, beta, keep, threshold, one, strict):
+    """numba kernel: one GRSN step, rows [B, H]; the per-step module's operations in its order.
+
+    forget = F[t] (sigmoid already applied), candidate = W_i o + b_i before relu (replaced by I[t]
+    in place), drive = W_x x + b_x, c_prev = c[t-1]; writes c[t], u[t], spikes o[t] and the
+    membrane after reset h (in place: h[t-1] on entry). beta and keep = 1 - beta, [H]; `one` is 1
+    in the arrays' dtype (an integer literal would turn float32 arithmetic into float64).
+    """
+    zero = threshold - threshold
+    for b in range(forget.shape[0]):
+        for i in range(forget.shape[1]):
+            f, z = forget[b, i], candidate[b, i]
+            cand = z if z > zero else zero
+            candidate[b, i] = cand
+            c_t = f * c_prev[b, i] + (one - f) * cand
+            u_t = beta[i] * h[b, i] + keep[i] * (drive[b, i] + c_t)
+            x = u_t - threshold
+            s = (x > zero) | ((x == zero) & (not strict))
+            c[b, i] = c_t
+            u[b, i] = u_t
+            spikes[b, i] = s
+            h[b, i] = u_t - threshold if s else u_t  # u - V_th o, o in {0, 1}
+
+
+def _grsn_backward_kernel(u, c, forget, cand, drive, slope, grad_spikes, h0, c0, beta, keep, w_f, w_i,
+                          threshold, one, strict, grad_h, grad_c, grad_o, grad_drive, grad_zf, grad_zi, grad_beta):
+    """numba kernel: the reverse loop over all T steps of [T, B, H] (module docstring, fused path).
+
+    On entry grad_h, grad_c [B, H] hold dL/dh[T-1], dL/dc[T-1] and grad_o zeros; on exit they hold
+    dL/dh[-1], dL/dc[-1], dL/do[-1]. Writes dL/d(drive), dL/dz_f, dL/dz_i [T, B, H] (z the gate
+    pre-activations) and adds dL/dbeta to grad_beta [H]. S[t-1] and h[t-1] are recomputed from
+    u[t-1] exactly as the forward pass computed them.
+    """
+    steps, batch, size = u.shape
+    zero = threshold - threshold
+    for t in range(steps - 1, -1, -1):
+        gs_t = grad_spikes[t % grad_spikes.shape[0]]
+        for b in range(batch):
+            for i in range(size):
+                if t > 0:
+                    x = u[t - 1, b, i] - threshold
+                    s = (x > zero) | ((x == zero) & (not strict))
+                    h_prev = u[t - 1, b, i] - threshold if s else u[t - 1, b, i]
+                    c_prev = c[t - 1, b, i]
+                else:
+                    h_prev, c_prev = h0[b, i], c0[b, i]
+                gh = grad_h[b, i]
+                grad_u = slope[t, b, i] * (gs_t[b, i] + grad_o[b, i] - threshold * gh) + gh
+                grad_beta[i] += grad_u * (h_prev - (drive[t, b, i] + c[t, b, i]))
+                grad_a = keep[i] * grad_u
+                grad_drive[t, b, i] = grad_a
+                grad_h[b, i] = beta[i] * grad_u
+                gc = grad_a + grad_c[b, i]
+                f = forget[t, b, i]
+                grad_zf[t, b, i] = gc * (c_prev - cand[t, b, i]) * f * (one - f)
+                grad_zi[t, b, i] = gc * (one - f) if cand[t, b, i] > zero else zero
+                grad_c[b, i] = f * gc
+        for b in range(batch):  # dL/do[t-1] = dz_f W_f + dz_i W_i
+            for j in range(size):
+                acc = zero
+                for i in range(size):
+                    acc += grad_zf[t, b, i] * w_f[i, j] + grad_zi[t, b, i] * w_i[i, j]
+                grad_o[b, j] = acc
+
+
+@functools.cache
+def _grsn_kernels():
+    """(step, backward) compiled by numba on first use (and cached on disk), or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    return jit(_grsn_step_kernel), jit(_grsn_backward_kernel)
+
+
+def _grsn_forward(drives, h0, c0, o0, w_f, b_f, w_i, b_i, beta, threshold: float, strict: bool):
+    """The forward loop, no graph: (spikes, u, c, F, I), each [T, B, H], and the final h [B, H].
+
+    Per step: z_f = addmm(b_f, o, W_f^T) and F = sigmoid(z_f) (what nn.Linear and torch.sigmoid
+    compute in the per-step module), z_i likewise, then `_grsn_step_kernel`.
+    """
+    drives, w_f, b_f, w_i, b_i, beta = (a.detach() for a in (drives, w_f, b_f, w_i, b_i, beta))
+    drives = drives.contiguous()
+    spikes, u, c, forget, cand = (torch.empty_like(drives) for _ in range(5))
+    h = h0.detach().clone(memory_format=torch.contiguous_format)
+    number = _NUMPY_TYPES[drives.dtype]
+    constants = (beta.numpy(), (1.0 - beta).numpy(), number(threshold), number(1), strict)
+    step, _ = _grsn_kernels()
+    rows = [a.unbind(0) for a in (spikes, forget, cand)]
+    arrays = [a.numpy() for a in (forget, cand, drives, c, u, spikes)]
+    o, c_prev = o0.detach(), c0.detach().contiguous().numpy()
+    w_f, w_i = w_f.t(), w_i.t()
+    for t, (o_next, f_t, z_t) in enumerate(zip(*rows, strict=True)):
+        torch.sigmoid_(torch.addmm(b_f, o, w_f, out=f_t))
+        torch.addmm(b_i, o, w_i, out=z_t)
+        f, z, d, c_t, u_t, s_t = (a[t] for a in arrays)
+        step(f, z, d, c_prev, c_t, u_t, s_t, h.numpy(), *constants)
+        o, c_prev = o_next, c_t
+    return spikes, u, c, forget, cand, h
+
+
+class _FusedGRSN(torch.autograd.Function):
+    """Whole-sequence GRSN layer: forward(drives, h0, c0, o0, W_f, b_f, W_i, b_i, beta, surrogate, threshold)
+    -> (spikes [T, B, H], h[T-1], c[T-1]).
+
+    Saves u, c, F, I and the drives [T, B, H] (five numbers per neuron-step), the initial state and
+    the weights; no graph per step. Backward: one reverse pass (`_grsn_backward_kernel`), then the
+    weight gradients as one product over all steps, dL/dW = sum_t dz[t]^T o[t-1].
+    """
+
+    @staticmethod
+    def forward(ctx, drives, h0, c0, o0, w_f, b_f, w_i, b_i, beta, surrogate, threshold):
+        spikes, u, c, forget, cand, h = _grsn_forward(drives, h0, c0, o0, w_f, b_f, w_i, b_i, beta, threshold,
+                                                      surrogate.strict)
+        ctx.save_for_backward(u, c, forget, cand, drives, h0, c0, o0, w_f, w_i, beta)
+        ctx.spike = (surrogate.derivative, getattr(surrogate, surrogate.param_name), threshold, surrogate.strict)
+        ctx.set_materialize_grads(False)
+        return spikes, h, c[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_h, grad_c):
+        u, c, forget, cand, drives, h0, c0, o0, w_f, w_i, beta = ctx.saved_tensors
+        derivative, param, threshold, strict = ctx.spike
+        x = u - threshold
+        slope = derivative(x, param).contiguous()
+        row = u.new_zeros(u.shape[1:])
+        carries = [row.clone() if g is None else g.detach().clone(memory_format=torch.contiguous_format)
+                   for g in (grad_h, grad_c)]
+        grad_o = row.clone()
+        grad_s = u.new_zeros((1, *u.shape[1:])) if grad_spikes is None else grad_spikes.contiguous()
+        grad_drive, grad_zf, grad_zi = (torch.empty_like(u) for _ in range(3))
+        grad_beta = torch.zeros(u.shape[-1], dtype=torch.float64)
+        number = _NUMPY_TYPES[u.dtype]
+        arrays = (u, c, forget, cand, drives.contiguous(), slope, grad_s, h0.contiguous(), c0.contiguous(), beta,
+                  1.0 - beta, w_f.contiguous(), w_i.contiguous())
+        _grsn_kernels()[1](*(a.detach().numpy() for a in arrays), number(threshold), number(1), strict,
+                           *(a.numpy() for a in (*carries, grad_o, grad_drive, grad_zf, grad_zi, grad_beta)))
+        o_prev = torch.cat((o0.detach()[None], heaviside(x[:-1], strict))).flatten(0, 1)
+        needs = ctx.needs_input_grad
+        weights = [(g.flatten(0, 1).t() @ o_prev, g.sum((0, 1))) for g in (grad_zf, grad_zi)]
+        return (grad_drive, *(g if need else None for g, need in zip((*carries, grad_o), needs[1:4])),
+                *weights[0], *weights[1], grad_beta.to(beta.dtype) if needs[8] else None, None, None)
+
+
+def _fused(cell, drives: torch.Tensor) -> bool:
+    """Whether `cell` (GRSNCell) runs `drives` through the fused path (module docstring says when not)."""
+    surrogate = cell.surrogate_function
+    return (fused_enabled(surrogate) and surrogate.spiking and drives.device.type == "cpu"
+            and drives.dtype in _NUMPY_TYPES and all(p.dtype == drives.dtype for p in cell.parameters())
+            and _grsn_kernels() is not None)
+
+
+def _run_fused(cell, drives, h, c, o):
+    """(spikes, h[T-1], c[T-1]) of `cell` over `drives` from the state (h, c, o): through `_FusedGRSN` when a
+    gradient is needed, else the forward loop alone."""
+    args = (drives, h, c, o, cell.forget_gate.weight, cell.forget_gate.bias, cell.input_gate.weight,
+            cell.input_gate.bias, cell.beta)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+        return _FusedGRSN.apply(*args, cell.surrogate_function, cell.v_threshold)
+    spikes, _, c_seq, _, _, h = _grsn_forward(*args, cell.v_threshold, cell.surrogate_function.strict)
+    return spikes, h, c_seq[-1]
 
 
 class GRSNCell(base.MemoryModule):
@@ -168,6 +343,10 @@ class GRSNCell(base.MemoryModule):
         drives = self.input_proj(x_seq)
         h = _state(self.h, drives[0])
         c, o = _state(self.c, h), _state(self.o, h)
+        if _fused(self, drives):
+            spikes, self.h, self.c = _run_fused(self, drives, h, c, o)
+            self.o = spikes[-1]
+            return spikes
         spikes = []
         for drive in drives.unbind(0):
             o, h, c = self.step(drive, h, c, o)
