@@ -26,10 +26,12 @@ before taking its fused path, and that answers False while the environment varia
 is "0". This script sets it to "0" around the "before" calls only; the neurons then run their
 per-step code: HeLIFNode and the MPD neurons their
 Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
-spikingjelly's own multi-step code. `fused_calls` counts, during one "after" step, the calls of
-the fused whole-sequence routine (`snnlib.neurons._run`): 0 means the model uses no fused neuron
-and nothing changes but noise (xu2025's skip-recurrent layers and qin2025's GRSN cell step their
-own neurons inside a loop that also computes the recurrent matrix products; see their docstrings).
+spikingjelly's own multi-step code, and qin2025's GRSNCell its per-step loop with a graph per step.
+`fused_calls` counts, during one "after" step, the calls of the fused whole-sequence routines
+(`FUSED_ROUTINES`: the neurons' `snnlib.neurons._run` and the GRSN layer's
+`snnlib.methods.gated_recurrent_neuron._run_fused`): 0 means the model uses no fused neuron and
+nothing changes but noise (xu2025's skip-recurrent layers step their own neurons inside a loop
+that also computes the recurrent matrix products; see their docstrings).
 
 Protocol: torch.set_num_threads(2); per model two copies built from the same seed, one per
 variant, each with its own optimizer; one untimed warm-up step each, then rounds in which both
@@ -43,7 +45,8 @@ disturbed a run was.
 
 Output: results/benchmarks/training_step.csv (one row per model), training_step.json beside it
 (settings, versions, machine) and figures/benchmarks/training_step.png/.pdf.
-Run: python benchmarks/training_step.py [--quick]. Not part of the test suite.
+Run: python benchmarks/training_step.py [--quick] [--works qin2025 ...] (only those works' models).
+Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -67,11 +70,15 @@ from torch import nn
 from _timing import arguments, budget_and_runs, interleaved, save  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
 from snnlib.methods import adaptive_surrogate as mpd
+from snnlib.methods import gated_recurrent_neuron as grn
 from snnlib.methods import skip_recurrent as skip
 from snnlib.methods import snn_vs_rnn as he
 from snnlib.plotting import savefig, style
 
 THREADS = 2
+
+# The fused whole-sequence routines, (module, name): one call of either is one fused layer call.
+FUSED_ROUTINES = ((neurons, "_run"), (grn, "_run_fused"))
 
 
 @dataclass
@@ -208,20 +215,24 @@ def training_step(workload: Workload, model: nn.Module, optimizer, batch) -> flo
 
 
 def count_fused_calls(workload: Workload, model: nn.Module, optimizer, batch) -> int:
-    """How often one (fused) training step calls snnlib's fused whole-sequence routine."""
+    """How often one (fused) training step calls snnlib's fused whole-sequence routines (`FUSED_ROUTINES`)."""
     calls = 0
-    original = neurons._run
 
-    def counting(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        return original(*args, **kwargs)
+    def counting(original):
+        def wrapper(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            return original(*args, **kwargs)
+        return wrapper
 
-    neurons._run = counting
+    originals = [getattr(module, name) for module, name in FUSED_ROUTINES]
+    for (module, name), original in zip(FUSED_ROUTINES, originals, strict=True):
+        setattr(module, name, counting(original))
     try:
         training_step(workload, model, optimizer, batch)
     finally:
-        neurons._run = original
+        for (module, name), original in zip(FUSED_ROUTINES, originals, strict=True):
+            setattr(module, name, original)
     return calls
 
 
@@ -281,12 +292,16 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
 def main(argv=None) -> pd.DataFrame:
     parser = arguments("training_step", __doc__.split("\n\n")[0], "xu2025 at T = 196, smaller time budget",
                        "time budget per model (default 12, quick 2)", "rounds at least (default 5, quick 3)")
+    works = {"he2020": he_workloads, "jiang2025": jiang_workloads, "xu2025": xu_workloads, "qin2025": qin_workloads}
+    parser.add_argument("--works", nargs="+", choices=sorted(works), default=sorted(works),
+                        help="run only these works' models (default: all)")
     args = parser.parse_args(argv)
     budget, min_runs = budget_and_runs(args, seconds=(12.0, 2.0), runs=(5, 3))
     xu_steps = 196 if args.quick else 784
 
     torch.set_num_threads(THREADS)
-    workloads = he_workloads() + jiang_workloads() + xu_workloads(xu_steps) + qin_workloads()
+    workloads = [w for work in works if work in args.works
+                 for w in (works[work](xu_steps) if work == "xu2025" else works[work]())]
     rows = []
     for workload in workloads:
         row = measure(workload, args.seed, budget, min_runs, max_runs=41)
@@ -300,7 +315,7 @@ def main(argv=None) -> pd.DataFrame:
         args.csv,
         dict(
             settings=dict(threads=THREADS, seed=args.seed, budget_s_per_model=budget, min_runs=min_runs,
-                          quick=args.quick, xu2025_T=xu_steps,
+                          quick=args.quick, xu2025_T=xu_steps, works=args.works,
                           before="SNNLIB_FUSED=0 around the 'before' calls (per-step code of every snnlib neuron)",
                           after="fused path on (the default)",
                           step="functional.reset_net, forward, loss, backward, (grad clip), optimizer.step"),
