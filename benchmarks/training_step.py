@@ -28,8 +28,8 @@ per-step code: HeLIFNode and the MPD neurons their
 Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
 spikingjelly's own multi-step code, and qin2025's GRSNCell its per-step loop with a graph per step.
 `fused_calls` counts, during one "after" step, the calls of the fused whole-sequence routines
-(`FUSED_ROUTINES`: the neurons' `snnlib.neurons._run` and the GRSN layer's
-`snnlib.methods.gated_recurrent_neuron._run_fused`): 0 means the model uses no fused neuron and
+(`FUSED_ROUTINES`: the neurons' `snnlib.neurons._run` and the GRSN layers'
+`snnlib.methods.gated_recurrent_neuron._run_fused` / `_run_fused_released`): 0 means the model uses no fused neuron and
 nothing changes but noise (xu2025's skip-recurrent layers step their own neurons inside a loop
 that also computes the recurrent matrix products; see their docstrings).
 
@@ -78,7 +78,7 @@ from snnlib.plotting import savefig, style
 THREADS = 2
 
 # The fused whole-sequence routines, (module, name): one call of either is one fused layer call.
-FUSED_ROUTINES = ((neurons, "_run"), (grn, "_run_fused"))
+FUSED_ROUTINES = ((neurons, "_run"), (grn, "_run_fused"), (grn, "_run_fused_released"))
 
 
 @dataclass

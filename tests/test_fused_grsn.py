@@ -1,4 +1,5 @@
-"""Tests for the fused whole-sequence path of snnlib.methods.gated_recurrent_neuron.GRSNCell.
+"""Tests for the fused whole-sequence paths of snnlib.methods.gated_recurrent_neuron's GRSNCell and
+InputGatedGRSNCell (the released cell).
 
 The reference is the same cell's per-step path (SNNLIB_FUSED=0: one autograd graph per step, the
 gradients by PyTorch's autograd), run on a copy with the same weights. Spikes must be bit-identical
@@ -54,7 +55,8 @@ def _run(module, calls, fused: bool, monkeypatch, between=None):
         if k and between is not None:
             between(module)
         outputs.append(module(x))
-    states = [s for m in module.modules() if isinstance(m, grn.GRSNCell) for s in (m.h, m.c, m.o)]
+    cells = (grn.GRSNCell, grn.InputGatedGRSNCell)
+    states = [s for m in module.modules() if isinstance(m, cells) for s in m._memories.values()]
     states = [s for s in states if isinstance(s, torch.Tensor)]  # woTAP resets them to floats after a call
     out = torch.cat(outputs)
     _loss(out, *states).backward()
@@ -77,10 +79,15 @@ def _assert_same(module, calls, monkeypatch, between=None):
 
 
 def _counting(monkeypatch) -> list:
-    """Records every call of the fused routine."""
+    """Records every call of the fused routines (the name of the routine)."""
     calls = []
-    original = grn._run_fused
-    monkeypatch.setattr(grn, "_run_fused", lambda *args: calls.append(1) or original(*args))
+    for name in ("_run_fused", "_run_fused_released"):
+        original = getattr(grn, name)
+        def counting(*args, name=name, original=original):
+            calls.append(name)
+            return original(*args)
+
+        monkeypatch.setattr(grn, name, counting)
     return calls
 
 
@@ -90,7 +97,7 @@ def test_fused_equals_per_step_spikes_states_and_gradients(dtype, steps, monkeyp
     cell = _spread(grn.GRSNCell(IN, HID), dtype)
     calls = _counting(monkeypatch)
     spikes = _assert_same(cell, [_seq(steps, dtype=dtype)], monkeypatch)
-    assert calls, "the fused path was not taken"
+    assert calls == ["_run_fused"], "the fused path was not taken"
     if steps > 2:
         assert 0.1 < spikes.mean() < 0.9
 
@@ -120,8 +127,9 @@ def test_stepping_one_step_at_a_time_and_reset_where(monkeypatch):
 
 @pytest.mark.parametrize("paradigm, extra", [("tap", {}), ("wotap", {}),
                                               ("wotap", dict(reset_each_step=False, readout="last"))])
-def test_tap_and_wotap_cores(paradigm, extra, monkeypatch):
-    core = _spread(grn.SpikingCore(IN, HID, neuron="grsn", num_layers=2, paradigm=paradigm, substeps=3, **extra))
+@pytest.mark.parametrize("neuron", ["grsn", "igrsn"])
+def test_tap_and_wotap_cores(neuron, paradigm, extra, monkeypatch):
+    core = _spread(grn.SpikingCore(IN, HID, neuron=neuron, num_layers=2, paradigm=paradigm, substeps=3, **extra))
     calls = _counting(monkeypatch)
     out = _assert_same(core, [_seq(8), _seq(5, seed=2)], monkeypatch)
     assert calls and 0.05 < out.mean() < 0.95
@@ -159,3 +167,19 @@ def test_strict_surrogate_fires_above_threshold_only_in_both_paths(strict, monke
         cell.input_proj.bias.fill_(2.0)
     spikes = _assert_same(cell, [_seq(1)], monkeypatch)
     assert torch.all(spikes == (0.0 if strict else 1.0))
+
+
+@pytest.mark.parametrize("output", ["spikes", "current"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("steps", [1, 9, 60])
+def test_released_cell_fused_equals_per_step(output, dtype, steps, monkeypatch):
+    cell = _spread(grn.InputGatedGRSNCell(IN, HID, output=output), dtype)
+    calls = _counting(monkeypatch)
+    x = _seq(steps, dtype=dtype)
+    out = _assert_same(cell, [x], monkeypatch)
+    assert calls == ["_run_fused_released"]
+    assert steps == 1 or output == "current" or 0.1 < out.mean() < 0.9
+    if steps > 1:  # carried state, and reset_where between the calls
+        _assert_same(cell, [x[:3], x[3:]], monkeypatch)
+        done = torch.tensor([True, False, True])
+        _assert_same(cell, [x[:3], x[3:]], monkeypatch, between=lambda m: grn.reset_where(m, done))
