@@ -230,12 +230,12 @@ def _grsn_backward_kernel(u, c, forget, cand, drive, slope, grad_spikes, h0, c0,
                 grad_zf[t, b, i] = gc * (c_prev - cand[t, b, i]) * f * (one - f)
                 grad_zi[t, b, i] = gc * (one - f) if cand[t, b, i] > zero else zero
                 grad_c[b, i] = f * gc
-        for b in range(batch):  # dL/do[t-1] = dz_f W_f + dz_i W_i
-            for j in range(size):
-                acc = zero
-                for i in range(size):
-                    acc += grad_zf[t, b, i] * w_f[i, j] + grad_zi[t, b, i] * w_i[i, j]
-                grad_o[b, j] = acc
+        grad_o[:] = zero
+        for b in range(batch):  # dL/do[t-1] = dz_f W_f + dz_i W_i, the inner loop along rows of W
+            for i in range(size):
+                zf, zi = grad_zf[t, b, i], grad_zi[t, b, i]
+                for j in range(size):
+                    grad_o[b, j] += zf * w_f[i, j] + zi * w_i[i, j]
 
 
 def _released_forward_kernel(forget, cand, c, v, c_seq, m_seq, spikes, threshold, one, two, strict):
@@ -292,7 +292,8 @@ def _grsn_forward(drives, h0, c0, o0, w_f, b_f, w_i, b_i, beta, threshold: float
     """The forward loop, no graph: (spikes, u, c, F, I), each [T, B, H], and the final h [B, H].
 
     Per step: z_f = addmm(b_f, o, W_f^T) and F = sigmoid(z_f) (what nn.Linear and torch.sigmoid
-    compute in the per-step module), z_i likewise, then `_grsn_step_kernel`.
+    compute in the per-step module), z_i = addmm(b_i, o, W_i^T), then `_grsn_step_kernel` (relu
+    included).
     """
     drives, w_f, b_f, w_i, b_i, beta = (a.detach() for a in (drives, w_f, b_f, w_i, b_i, beta))
     drives = drives.contiguous()
@@ -303,13 +304,13 @@ def _grsn_forward(drives, h0, c0, o0, w_f, b_f, w_i, b_i, beta, threshold: float
     step = _grsn_kernels()[0]
     rows = [a.unbind(0) for a in (spikes, forget, cand)]
     arrays = [a.numpy() for a in (forget, cand, drives, c, u, spikes)]
-    o, c_prev = o0.detach(), c0.detach().contiguous().numpy()
+    o, c_prev, state = o0.detach(), c0.detach().contiguous().numpy(), h.numpy()
     w_f, w_i = w_f.t(), w_i.t()
     for t, (o_next, f_t, z_t) in enumerate(zip(*rows, strict=True)):
         torch.sigmoid_(torch.addmm(b_f, o, w_f, out=f_t))
         torch.addmm(b_i, o, w_i, out=z_t)
         f, z, d, c_t, u_t, s_t = (a[t] for a in arrays)
-        step(f, z, d, c_prev, c_t, u_t, s_t, h.numpy(), *constants)
+        step(f, z, d, c_prev, c_t, u_t, s_t, state, *constants)
         o, c_prev = o_next, c_t
     return spikes, u, c, forget, cand, h
 
