@@ -183,3 +183,20 @@ def test_released_cell_fused_equals_per_step(output, dtype, steps, monkeypatch):
         _assert_same(cell, [x[:3], x[3:]], monkeypatch)
         done = torch.tensor([True, False, True])
         _assert_same(cell, [x[:3], x[3:]], monkeypatch, between=lambda m: grn.reset_where(m, done))
+
+
+def test_hooked_gates_run_per_step_so_synaptic_operations_are_counted(monkeypatch):
+    from snnlib.metrics import synaptic_operations
+
+    core = _spread(grn.SpikingCore(IN, HID, neuron="grsn"), torch.float32)
+    x = _seq(12, dtype=torch.float32)
+    counts = {}
+    for switch in "01":
+        monkeypatch.setenv("SNNLIB_FUSED", switch)
+        counts[switch] = synaptic_operations(core, x).set_index("layer")
+    assert (counts["1"].loc["cells.0.forget_gate", "dense"]) > 0
+    assert counts["1"].equals(counts["0"])
+    calls = _counting(monkeypatch)
+    with torch.no_grad():
+        core(x)
+    assert calls == ["_run_fused"]  # the hooks are gone again, the fused path is back

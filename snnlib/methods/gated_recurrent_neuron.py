@@ -57,7 +57,10 @@ and truncation by `functional.detach_net` behave as in the per-step path. Withou
 instead where `snnlib.neurons.fused_enabled(surrogate)` is False (SNNLIB_FUSED=0, a surrogate that
 is not a `snnlib.surrogate.SurrogateSpike`), for a non-spiking surrogate, off the CPU (CUDA: no
 kernel here), for dtypes other than float32/float64 or parameters of another dtype than the
-input, and without numba.
+input, without numba, and while the gate layers carry forward hooks (the fused loop calls addmm,
+not the nn.Linear modules, so `snnlib.metrics.SynapticOperationCounter` and NeuroBench, which
+count through hooks, would miss every gate product; global hooks, torch.nn.modules.module.
+register_module_forward_hook, are not detected).
 
 Fused released cell. `InputGatedGRSNCell` computes its gates F, C for all steps at once (two
 nn.Linear calls, sigmoid, relu, in the graph) and runs only the c and v recurrence as one autograd
@@ -359,11 +362,13 @@ class _FusedGRSN(torch.autograd.Function):
                 *weights[0], *weights[1], grad_beta.to(beta.dtype) if needs[8] else None, None, None)
 
 
-def _fused(cell, drives: torch.Tensor) -> bool:
-    """Whether `cell` (a GRSN cell) runs `drives` (its [T, B, H] input to the loop) fused (module docstring)."""
+def _fused(cell, drives: torch.Tensor, bypassed=()) -> bool:
+    """Whether `cell` (a GRSN cell) runs `drives` (its [T, B, H] input to the loop) fused (module docstring).
+    `bypassed`: the cell's modules that the fused path does not call; it is not taken if they carry hooks."""
     surrogate = cell.surrogate_function
     return (fused_enabled(surrogate) and surrogate.spiking and drives.device.type == "cpu"
             and drives.dtype in _NUMPY_TYPES and all(p.dtype == drives.dtype for p in cell.parameters())
+            and not any(m._forward_hooks or m._forward_pre_hooks for m in bypassed)
             and _grsn_kernels() is not None)
 
 
@@ -488,7 +493,7 @@ class GRSNCell(base.MemoryModule):
         drives = self.input_proj(x_seq)
         h = _state(self.h, drives[0])
         c, o = _state(self.c, h), _state(self.o, h)
-        if _fused(self, drives):
+        if _fused(self, drives, (self.forget_gate, self.input_gate)):
             spikes, self.h, self.c = _run_fused(self, drives, h, c, o)
             self.o = spikes[-1]
             return spikes
