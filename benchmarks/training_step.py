@@ -11,8 +11,8 @@ size: functional.reset_net, forward, loss, backward, optimizer step (wall time o
                                      adaptive width; SGD 0.1, momentum 0.9, wd 1e-4, mean CE
     xu2025    src / asrc             sequential MNIST, 1 -> 32 -> 32 -> 10, span 16 / max span 41,   784  64
                                      AdamW (lr 0.01, wd 0.01, lr_skip 0.1), summed CE
-    qin2025   grsn-tap / lif-tap     snnlib.rl.ActorCritic, CartPole-P observations (2), embed 32,   200  4
-                                     hidden 64, head 64, over one episode-length sequence
+    qin2025   grsn-tap / lif-tap /   snnlib.rl.ActorCritic, CartPole-P observations (2), embed 32,   200  4
+              igrsn-tap              hidden 64, head 64, over one episode-length sequence
                                      (max_episode_steps); minibatch = 8 episodes / 2 minibatches.
                                      Loss: cross-entropy of the logits to random actions + 0.5 MSE
                                      of the values to random returns (a stand-in for PPO's clipped
@@ -26,7 +26,7 @@ before taking its fused path, and that answers False while the environment varia
 is "0". This script sets it to "0" around the "before" calls only; the neurons then run their
 per-step code: HeLIFNode and the MPD neurons their
 Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
-spikingjelly's own multi-step code, and qin2025's GRSNCell its per-step loop with a graph per step.
+spikingjelly's own multi-step code, and qin2025's GRSN cells their per-step loops (a graph per step).
 `fused_calls` counts, during one "after" step, the calls of the fused whole-sequence routines
 (`FUSED_ROUTINES`: the neurons' `snnlib.neurons._run` and the GRSN layers'
 `snnlib.methods.gated_recurrent_neuron._run_fused` / `_run_fused_released`): 0 means the model uses no fused neuron and
@@ -175,7 +175,7 @@ def qin_workloads() -> list[Workload]:
         return obs, target
 
     workloads = []
-    for core in ("grsn-tap", "lif-tap"):
+    for core in ("grsn-tap", "lif-tap", "igrsn-tap"):
         def build(seed, core=core):
             torch.manual_seed(seed)
             return ActorCritic(obs_size, actions, core, embed=32, hidden=64, head=64)
