@@ -11,8 +11,8 @@ size: functional.reset_net, forward, loss, backward, optimizer step (wall time o
                                      adaptive width; SGD 0.1, momentum 0.9, wd 1e-4, mean CE
     xu2025    src / asrc             sequential MNIST, 1 -> 32 -> 32 -> 10, span 16 / max span 41,   784  64
                                      AdamW (lr 0.01, wd 0.01, lr_skip 0.1), summed CE
-    qin2025   grsn-tap / lif-tap     snnlib.rl.ActorCritic, CartPole-P observations (2), embed 32,   200  4
-                                     hidden 64, head 64, over one episode-length sequence
+    qin2025   grsn-tap / lif-tap /   snnlib.rl.ActorCritic, CartPole-P observations (2), embed 32,   200  4
+              igrsn-tap              hidden 64, head 64, over one episode-length sequence
                                      (max_episode_steps); minibatch = 8 episodes / 2 minibatches.
                                      Loss: cross-entropy of the logits to random actions + 0.5 MSE
                                      of the values to random returns (a stand-in for PPO's clipped
@@ -26,12 +26,12 @@ before taking its fused path, and that answers False while the environment varia
 is "0". This script sets it to "0" around the "before" calls only; the neurons then run their
 per-step code: HeLIFNode and the MPD neurons their
 Python loop over time steps (their single-step/fallback code), snnlib.neurons.LIFNode/PLIFNode/IFNode
-spikingjelly's own multi-step code, xu2025's SkipRecurrentLayer its per-step loop. `fused_calls`
-counts, during one "after" step, the calls of the fused whole-sequence routines
-(`snnlib.neurons._run` and the skip-recurrent layer's `snnlib.methods.skip_recurrent._run_layer`,
-one per layer): 0 means the model uses no fused neuron and nothing changes but noise (qin2025's
-GRSN cell steps its own neurons inside a loop that also computes the recurrent matrix products;
-see its docstring).
+spikingjelly's own multi-step code, xu2025's SkipRecurrentLayer and qin2025's GRSN cells their
+per-step loops (a graph per step). `fused_calls` counts, during one "after" step, the calls of the
+fused whole-sequence routines (`FUSED_ROUTINES`: `snnlib.neurons._run`, the skip-recurrent layer's
+`snnlib.methods.skip_recurrent._run_layer` and the GRSN cells' `_run_fused` / `_run_fused_released`
+in `snnlib.methods.gated_recurrent_neuron`, one per layer): 0 means the model uses no fused neuron
+and nothing changes but noise.
 
 Protocol: torch.set_num_threads(2); per model two copies built from the same seed, one per
 variant, each with its own optimizer; one untimed warm-up step each, then rounds in which both
@@ -45,7 +45,7 @@ disturbed a run was.
 
 Output: results/benchmarks/training_step.csv (one row per model), training_step.json beside it
 (settings, versions, machine) and figures/benchmarks/training_step.png/.pdf.
-Run: python benchmarks/training_step.py [--quick] [--works xu2025 ...] (--works: only those works).
+Run: python benchmarks/training_step.py [--quick] [--works xu2025 ...] (--works: only those works' models).
 Not part of the test suite.
 """
 
@@ -70,6 +70,7 @@ from torch import nn
 from _timing import arguments, budget_and_runs, interleaved, save  # benchmarks/_timing.py, beside this script
 from snnlib import neurons
 from snnlib.methods import adaptive_surrogate as mpd
+from snnlib.methods import gated_recurrent_neuron as grn
 from snnlib.methods import skip_recurrent as skip
 from snnlib.methods import snn_vs_rnn as he
 from snnlib.plotting import savefig, style
@@ -172,7 +173,7 @@ def qin_workloads() -> list[Workload]:
         return obs, target
 
     workloads = []
-    for core in ("grsn-tap", "lif-tap"):
+    for core in ("grsn-tap", "lif-tap", "igrsn-tap"):
         def build(seed, core=core):
             torch.manual_seed(seed)
             return ActorCritic(obs_size, actions, core, embed=32, hidden=64, head=64)
@@ -211,7 +212,7 @@ def training_step(workload: Workload, model: nn.Module, optimizer, batch) -> flo
     return time.perf_counter() - start
 
 
-FUSED_ROUTINES = ((neurons, "_run"), (skip, "_run_layer"))
+FUSED_ROUTINES = ((neurons, "_run"), (skip, "_run_layer"), (grn, "_run_fused"), (grn, "_run_fused_released"))
 """The fused whole-sequence routines (module, name) that `count_fused_calls` counts."""
 
 
