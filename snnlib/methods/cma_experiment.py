@@ -17,7 +17,7 @@ each test sample's lighting condition and position (None for sets without them).
     120 of 50 ms; events + RGB, C_f = 3), centre-cropped to `real_crop` and averaged over
     `real_pool` x `real_pool` blocks (ours: a 120-step sample is 216 MB at 260 x 346). Cross-subject
     as the paper: the last `real_test_users` of `real_users` test, the others train. Samples are
-    read from disk when the loader asks for them (100 MB per 1000 samples of 64 x 84 per step);
+    read from disk when the loader asks for them (a reduced 120-step sample, 64 x 84, is still 13 MB);
   * `event_splits`: an event-only set (`[N, T, 2, H, W]`, the shuffle test's converted digits and
     moving dots), centre-cropped to the signs' size and given an all-zero APS channel, so that every
     set feeds the same model.
