@@ -109,14 +109,28 @@ def align_recording(recording, n_steps=DVS_SLR_STEPS):
 
 class AlignedDVSSLR:
     """Transform for ``load_dataset("dvs_slr", ..., transform=AlignedDVSSLR())``: one float32 tensor
-    ``[n_steps, 2 + 3, 260, 346]`` per sample (event counts, then RGB in [0, 1]), the authors' alignment."""
+    ``[n_steps, 2 + 3, 260, 346]`` per sample (event counts, then RGB in [0, 1]), the authors' alignment.
 
-    def __init__(self, n_steps=DVS_SLR_STEPS):
+    Optionally reduced after the alignment (ours, to fit the model and memory; the authors' older loaders
+    crop ``[2:258, 45:301]``): ``crop = (h, w)`` keeps the centre ``h x w`` pixels, ``pool = k`` then
+    averages each ``k x k`` block (event counts become counts per pixel of the block).
+    """
+
+    def __init__(self, n_steps=DVS_SLR_STEPS, crop=None, pool=1):
         self.n_steps = positive_int("n_steps", n_steps)
+        self.crop = None if crop is None else tuple(positive_int("crop", c) for c in crop)
+        self.pool = positive_int("pool", pool)
 
     def __call__(self, recording):
         events, aps = align_recording(recording, self.n_steps)
-        return torch.from_numpy(np.concatenate([events, aps / 255.0], axis=1))
+        x = torch.from_numpy(np.concatenate([events, aps / 255.0], axis=1))
+        if self.crop is not None:
+            (h, w), (height, width) = self.crop, x.shape[-2:]
+            if h > height or w > width:
+                raise ValueError(f"crop {self.crop} is larger than the {height} x {width} frames")
+            top, left = (height - h) // 2, (width - w) // 2
+            x = x[..., top:top + h, left:left + w]
+        return torch.nn.functional.avg_pool2d(x, self.pool) if self.pool > 1 else x
 
 
 def _trajectory(name, s, size, scale):
