@@ -242,8 +242,10 @@ class _SpaicClassifier(spaic.Network):
 
 
 def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: int, steps: int, dt: float,
-               lr: float, seed: int) -> dict:
+               lr: float, seed: int, noisy_test_images=None) -> dict:
     """Train SPAIC's single-layer STCA classifier; {"test_acc", "train_acc" per epoch, "loss" per epoch}.
+
+    With `noisy_test_images` (the test images corrupted, same labels) also "noisy_test_acc".
 
     images [N, n_in] floats in [0, 1] (Poisson rates per step = pixel * dt, SPAIC's rule), labels [N].
     The training step is SPAIC's example: input, run, standardised spike counts, cross-entropy, Adam.
@@ -270,10 +272,17 @@ def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: 
             losses.append(float(loss))
         history["train_acc"].append(correct / len(labels))
         history["loss"].append(float(np.mean(losses)))
+    out = {"test_acc": _accuracy(net, test_images, test_labels, batch, steps * dt), **history}
+    if noisy_test_images is not None:
+        out["noisy_test_acc"] = _accuracy(net, noisy_test_images, test_labels, batch, steps * dt)
+    return out
+
+
+def _accuracy(net, images, labels, batch, run_time):
     with torch.no_grad():
-        hits = sum(int((_forward(net, test_images[i : i + batch], steps * dt).argmax(1).numpy()
-                        == test_labels[i : i + batch]).sum()) for i in range(0, len(test_labels), batch))
-    return {"test_acc": hits / len(test_labels), **history}
+        hits = sum(int((_forward(net, images[i : i + batch], run_time).argmax(1).numpy() == labels[i : i + batch]).sum())
+                   for i in range(0, len(labels), batch))
+    return hits / len(labels)
 
 
 def _forward(net, x, run_time):
