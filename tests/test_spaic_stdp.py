@@ -42,3 +42,16 @@ def test_features_are_rates_and_deterministic():
     assert a.shape == (8, 5) and np.array_equal(a, b)
     assert 0 < a.mean() and a.max() <= 1
     assert st.stdp_features(np.zeros_like(w), images, seed=3, **KW).sum() == 0
+
+
+def test_hybrid_runs_end_to_end_and_refuses_a_silent_layer():
+    rng = np.random.default_rng(4)
+    x = (rng.random((12, 784)) < 0.3).astype(np.float32)
+    y = np.arange(12) % 3
+    stca = dict(epochs=1, batch=6, steps=10, dt=1.0, lr=0.01)
+    stdp = dict(KW, n_hidden=6, steps=10)
+    out = st.hybrid(x, y, x[:6], y[:6], st.pixel_noise(x[:6], 0.4, rng), stdp=stdp, stca=stca, seed=0)
+    assert out["weight"].shape == (6, 784)
+    assert 0 <= out["test_acc"] <= 1 and 0 <= out["noisy_test_acc"] <= 1 and len(out["loss"]) == 1
+    with pytest.raises(ValueError, match="did not spike"):
+        st.hybrid(np.zeros_like(x), y, x[:6], y[:6], x[:6], stdp=stdp, stca=stca, seed=0)
