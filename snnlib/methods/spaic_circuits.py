@@ -10,20 +10,26 @@ Microcircuit (Potjans & Diesmann 2014, Cereb. Cortex 24:785): 8 populations (L2/
 sizes N_p * scale, connection probabilities C[target, source] of their Table 5, Bernoulli masks, weights
 w (E) and -g w (I), g = 4, SPAIC `lif` neurons (tau_m, threshold 1, reset 0, one-step synaptic delay).
 Background: K_bg[p] independent Poisson inputs of `bg_rate` Hz per neuron, summed into a Poisson count per
-neuron and step, fed through a `null` encoder and an identity connection of weight w_bg. Departures: in-degrees
+neuron and step, fed through a `null` encoder and an identity connection of weight w_bg. Departures from the
+paper's version (about 1/10 of Potjans-Diesmann in CLIF groups, 1000 ms): `lif` groups, 1/50 by default, 200 ms;
+in-degrees
 shrink with `scale` (the weights are multiplied by 1 / sqrt(scale) to keep some recurrent drive, not the
 paper's DC compensation), no delays beyond SPAIC's one step, no current-based synaptic filtering.
 
 C. elegans thermotaxis (after Kuhara et al. 2011; the paper's AdEx example): a feed-forward chain
 AFD -> AIY -> AIZ -> RIA of SPAIC `adex` neurons (Brette & Gerstner 2005 defaults of SPAIC: C 281 pF, gL 30 nS,
 EL -70.6 mV, V_T -50.4 mV, Delta_T 2 mV, a 4 nS, b 0.0805 nA, tau_w 144 ms), AFD driven by a current that
-follows a temperature ramp above the cultivation temperature; AIY excites AIZ is replaced by inhibition
-(AIY -| AIZ) as in the thermotaxis model. A reduced, illustrative circuit, not the connectome.
+follows a temperature ramp through the cultivation temperature; AIY inhibits AIZ (AIY -| AIZ) as in the
+thermotaxis model. The paper's circuit has 10 AdEx neurons driven by sinusoidal thermal currents; this is a
+reduced, illustrative chain of 4 groups under a ramp, not the paper's circuit nor the connectome.
 
 Mean-field travelling wave: SPAIC's `meanfield` rate model (U += dt/tau (rho (Iext + Isyn) - U), O = relu(U))
 on an n x n sheet with a Gaussian kernel shifted by `shift` sites along x (asymmetric excitation) and global
-inhibition; a bump started at one side travels along x. The paper's wave arises from its own sheet model;
-the asymmetric kernel here is the simplest way to a travelling solution with SPAIC's linear-relu unit.
+inhibition; a bump started at one side travels along x. The paper's (SPAIC's `test_wavefronts.py`) is a
+200 x 200 sheet where a point stimulus launches wavefronts; here a 24 x 24 sheet, and the asymmetric kernel is
+the simplest way to a travelling solution with SPAIC's linear-relu unit (its `cann_field` model, the one with
+divisive normalisation, fails in 0.6.3.0.0 with a TypeError from torch.sum in its reduce_sum). The gain is
+near marginal: the bump neither dies nor blows up within 200 ms.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ The feature layer, built with the real spaic frontend:
 SPAIC's nearest_online_STDP (spaic/Learning/STDP_Learner.py) per step: traces x_pre, x_post decay by
 exp(-1/20) and are set to 1 on a spike; dW = Apost * s_post x_pre^T - Apre * x_post s_pre^T (summed over the
 batch); then every row of W is rescaled to an L1 norm of 78.4 (Diehl & Cook's 0.1 per input) and clamped to
-[0, 1]. Departures from Diehl & Cook 2015: plain `lif` (SPAIC's `diehlAndCook` model is an integer-quantised
-chip model) with no adaptive threshold and no separate inhibitory population (direct lateral inhibition),
-a batch of images per update, and one pass over a small training set.
+[0, 1]. Departures from Diehl & Cook 2015 and from the paper (which uses `lifstdp_ex` / `lifstdp_ih` groups and,
+for the hybrid, ring-shaped lateral inhibition): plain `lif` (SPAIC's `diehlAndCook` model is an
+integer-quantised chip model) with no adaptive threshold and no separate inhibitory population (uniform direct
+lateral inhibition), a batch of images per update, and one pass over a small training set.
 
 Features are the hidden spike counts per image (learning off: a network with the learned W and no learner),
 divided by `steps`, then by the 99th percentile of the training features and clipped to [0, 1] (one scale for
