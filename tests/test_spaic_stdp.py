@@ -55,3 +55,4 @@ def test_hybrid_runs_end_to_end_and_refuses_a_silent_layer():
     assert 0 <= out["test_acc"] <= 1 and 0 <= out["noisy_test_acc"] <= 1 and len(out["loss"]) == 1
     with pytest.raises(ValueError, match="did not spike"):
         st.hybrid(np.zeros_like(x), y, x[:6], y[:6], x[:6], stdp=stdp, stca=stca, seed=0)
+
