@@ -5,6 +5,7 @@ loop with the decay, threshold rule or reset changed on one side gives different
 equality would fail if one side's mapping moved.
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,3 +110,14 @@ def test_bad_description_is_refused():
         sb.run_spaic(sb.build_spaic(sb.FeedForward((3, 4), (torch.zeros(4, 3),))), torch.zeros(5, 2, 4))
     with pytest.raises(ValueError, match=r"rate \* dt"):
         sb.poisson_spikes(torch.full((1, 2), 3.0), 5, 1.0, torch.Generator())
+
+
+def test_conv_stca_trains_and_needs_square_images():
+    rng = np.random.default_rng(5)
+    x = (rng.random((12, 784)) < 0.3).astype(np.float32)
+    y = np.arange(12) % 3
+    kw = dict(epochs=1, batch=6, steps=8, dt=1.0, lr=0.01, seed=0)
+    out = sb.train_stca(x, y, x[:6], y[:6], conv=True, **kw)
+    assert 0 <= out["test_acc"] <= 1 and np.isfinite(out["loss"]).all()
+    with pytest.raises(ValueError, match="square"):
+        sb.train_stca(x[:, :780], y, x[:6, :780], y[:6], conv=True, **kw)

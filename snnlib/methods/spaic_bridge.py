@@ -239,18 +239,46 @@ class _SpaicClassifier(spaic.Network):
         self.conn1 = spaic.Connection(self.input, self.layer1, link_type="full")
         self.learner = spaic.Learner(trainable=self, algorithm="STCA")
         self.learner.set_optimizer("Adam", lr)
+        self.input_shape = (n_in,)
+
+
+class _SpaicConvClassifier(spaic.Network):
+    """The small conv variant (after spaic/Example/Conv_test_main.py, one conv layer): Poisson encoder of the
+    [1, side, side] image -> `lif` [channels, o, o] by a kernel x kernel convolution with `stride`
+    (o = (side - kernel) // stride + 1) -> flatten -> 10 `lif`, spike-count decoder, STCA on both connections."""
+
+    def __init__(self, side: int, n_out: int, lr: float, channels: int = 8, kernel: int = 5, stride: int = 2):
+        super().__init__()
+        o = (side - kernel) // stride + 1
+        self.input = spaic.Encoder(shape=[1, side, side], coding_method="poisson")
+        self.layer1 = spaic.NeuronGroup(shape=[channels, o, o], model="lif")
+        self.layer2 = spaic.NeuronGroup(n_out, model="lif")
+        self.output = spaic.Decoder(num=n_out, dec_target=self.layer2, coding_method="spike_counts")
+        self.conn1 = spaic.Connection(self.input, self.layer1, link_type="conv", in_channels=1,
+                                      out_channels=channels, kernel_size=kernel, stride=stride)
+        self.conn2 = spaic.Connection(self.layer1, self.layer2, link_type="full", syn_type=["flatten", "basic"])
+        self.learner = spaic.Learner(trainable=self, algorithm="STCA")
+        self.learner.set_optimizer("Adam", lr)
+        self.input_shape = (1, side, side)
 
 
 def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: int, steps: int, dt: float,
-               lr: float, seed: int) -> dict:
+               lr: float, seed: int, noisy_test_images=None, conv: bool = False) -> dict:
     """Train SPAIC's single-layer STCA classifier; {"test_acc", "train_acc" per epoch, "loss" per epoch}.
+
+    With `noisy_test_images` (the test images corrupted, same labels) also "noisy_test_acc". conv=True trains
+    the small conv variant (`_SpaicConvClassifier`) instead; images stay flat [N, side^2].
 
     images [N, n_in] floats in [0, 1] (Poisson rates per step = pixel * dt, SPAIC's rule), labels [N].
     The training step is SPAIC's example: input, run, standardised spike counts, cross-entropy, Adam.
     """
     torch.manual_seed(seed)
     np.random.seed(seed)
-    net = _SpaicClassifier(images.shape[1], int(labels.max()) + 1, lr)
+    n_out = int(labels.max()) + 1
+    if conv and math.isqrt(images.shape[1]) ** 2 != images.shape[1]:
+        raise ValueError(f"conv=True needs square images flattened, got {images.shape[1]} pixels")
+    net = (_SpaicConvClassifier(math.isqrt(images.shape[1]), n_out, lr) if conv
+           else _SpaicClassifier(images.shape[1], n_out, lr))
     backend = spaic.Torch_Backend("cpu")
     backend.dt = dt
     net.set_backend(backend)
@@ -270,14 +298,21 @@ def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: 
             losses.append(float(loss))
         history["train_acc"].append(correct / len(labels))
         history["loss"].append(float(np.mean(losses)))
+    out = {"test_acc": _accuracy(net, test_images, test_labels, batch, steps * dt), **history}
+    if noisy_test_images is not None:
+        out["noisy_test_acc"] = _accuracy(net, noisy_test_images, test_labels, batch, steps * dt)
+    return out
+
+
+def _accuracy(net, images, labels, batch, run_time):
     with torch.no_grad():
-        hits = sum(int((_forward(net, test_images[i : i + batch], steps * dt).argmax(1).numpy()
-                        == test_labels[i : i + batch]).sum()) for i in range(0, len(test_labels), batch))
-    return {"test_acc": hits / len(test_labels), **history}
+        hits = sum(int((_forward(net, images[i : i + batch], run_time).argmax(1).numpy() == labels[i : i + batch]).sum())
+                   for i in range(0, len(labels), batch))
+    return hits / len(labels)
 
 
 def _forward(net, x, run_time):
-    net.input(x)
+    net.input(x.reshape(len(x), *net.input_shape))
     net.run(run_time)
     out = net.output.predict
     return (out - out.mean()) / (out.std() + 1e-8)
