@@ -10,6 +10,9 @@
   where a work's models get their display name, colour, line style, marker and hatch: every
   figure of the work draws a model through it, so it looks the same in all of them and no code
   name (``lif-wotap``) reaches a label.
+* :func:`bars` draws one bar per model (mean, spread, seeds as dots, chance line) with room
+  above the tallest (:func:`headroom`); :func:`legend` draws handles long enough to tell a
+  dashed line from a solid one.
 * :func:`savefig` writes ``<path>.png`` (150 dpi) and ``<path>.pdf`` atomically (temporary
   file in the destination folder, then ``os.replace``). The pdf carries no creation date,
   so the same figure gives the same bytes and Snakemake sees no spurious change.
@@ -242,6 +245,37 @@ def work_style(key: str, root: str | os.PathLike | None = None) -> WorkStyle:
     return WorkStyle(key, load_work_display(key, root))
 
 
+def headroom(ax, share: float = 0.1) -> None:
+    """Put the top of ``ax``'s y axis ``share`` of the data's range above the highest bar, error bar
+    or point (and as far below the lowest, when it is negative). Stacked bars need this: a bar
+    stacked on another pins the axis at its base, so the tallest stack would touch the top."""
+    low, high = ax.dataLim.intervaly
+    span = (high - min(low, 0.0)) or abs(high) or 1.0
+    bottom = low - share * span if low < 0 else ax.get_ylim()[0]
+    ax.set_ylim(bottom, high + share * span)
+
+
+def bars(ax, values: dict, styles: WorkStyle, *, chance: float | None = None, rotation: float = 30) -> None:
+    """One bar per model: the mean of its values (one per seed) with their standard deviation, each
+    value a black dot, the models' display names under the bars, a dotted chance line when given,
+    and room above the tallest bar (:func:`headroom`)."""
+    names = list(values)
+    for i, name in enumerate(names):
+        v = np.asarray(values[name], dtype=float)
+        ax.bar(i, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0.0, capsize=3, **styles(name).bar(alpha=0.85))
+        ax.plot(np.full(len(v), i), v, "k.", ms=3, zorder=3)
+    ax.set_xticks(range(len(names)), [styles.label(n) for n in names], rotation=rotation,
+                  ha="right" if rotation else "center")
+    if chance is not None:
+        ax.axhline(chance, color="0.4", ls=":", lw=0.8, label="chance")
+    headroom(ax)
+
+
+def legend(ax, **kwargs):
+    """``ax.legend`` with handles long enough (3.5 font sizes) to show a dashed line beside a solid one."""
+    return ax.legend(handlelength=3.5, **kwargs)
+
+
 def savefig(fig, path: str | os.PathLike, *, dpi: int = 150) -> tuple[Path, Path]:
     """Write ``fig`` to ``<path>.png`` and ``<path>.pdf`` atomically; return both paths.
 
@@ -273,5 +307,8 @@ __all__ = [
     "ModelStyle",
     "WorkStyle",
     "work_style",
+    "headroom",
+    "bars",
+    "legend",
     "savefig",
 ]
