@@ -257,8 +257,8 @@ def headroom(ax, share: float = 0.1) -> None:
 
 def bars(ax, values: dict, styles: WorkStyle, *, chance: float | None = None, rotation: float = 30) -> None:
     """One bar per model: the mean of its values (one per seed) with their standard deviation, each
-    value a black dot, the models' display names under the bars, a dotted chance line when given,
-    and room above the tallest bar (:func:`headroom`)."""
+    value a black dot, the models' display names under the bars, a dotted chance line when given
+    (named right of the axis), and room above the tallest bar (:func:`headroom`)."""
     names = list(values)
     for i, name in enumerate(names):
         v = np.asarray(values[name], dtype=float)
@@ -266,8 +266,10 @@ def bars(ax, values: dict, styles: WorkStyle, *, chance: float | None = None, ro
         ax.plot(np.full(len(v), i), v, "k.", ms=3, zorder=3)
     ax.set_xticks(range(len(names)), [styles.label(n) for n in names], rotation=rotation,
                   ha="right" if rotation else "center")
-    if chance is not None:
+    if chance is not None:  # named beside the axis, where no bar or legend can hide it
         ax.axhline(chance, color="0.4", ls=":", lw=0.8, label="chance")
+        ax.annotate("chance", (1.01, chance), xycoords=("axes fraction", "data"), va="center", fontsize=7,
+                    color="0.4", annotation_clip=False)
     headroom(ax)
 
 
