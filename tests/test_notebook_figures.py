@@ -108,13 +108,16 @@ def test_xu2025_models_keep_their_colour_from_figure_to_figure():
     seeds, delays = [0, 1, 2], [10, 20]
     delay_models = ["FF-SNN", "vanilla RSNN", "SRC k=2", "SRC k=4", "ASRC K=6"]
     seq_models = ["FF-SNN", "vanilla RSNN", "SRC k=4", "ASRC K=6"]
-    rows = [{"task": "smnist", "model": m, "seed": s, "test_acc": RNG.uniform(0.1, 0.9)} for m in seq_models for s in seeds]
-    delay_table = pd.DataFrame([{"task": f"delay {d}", "delay": d, "model": m, "seed": s, "test_acc": RNG.uniform(0.3, 1)}
+    rows = [{"task": "smnist", "model": m, "seed": s, "test_acc": RNG.uniform(0.1, 0.9)}
+            for m in seq_models for s in seeds]
+    delay_table = pd.DataFrame([{"task": f"delay {d}", "delay": d, "model": m, "seed": s,
+                                 "test_acc": RNG.uniform(0.3, 1)}
                                 for d in delays for m in [*delay_models, "SRC (validation span)"] for s in seeds])
     noise = {(m, s): {"noise": {0.0: 0.9, 0.4: 0.7}} for m in delay_models for s in seeds}
     names = dict(styles=work_style("xu2025"), seeds=seeds, figures_dir=lambda key: Path("."),
                  cfg={"delay_classes": 4, "robustness_sigma": 0.4},
-                 seq_results={"smnist": Results(outputs={(m, s): {"noise": {0.0: 0.5}} for m in seq_models for s in seeds})},
+                 seq_results={"smnist": Results(outputs={(m, s): {"noise": {0.0: 0.5}}
+                                                         for m in seq_models for s in seeds})},
                  delay_results={d: Results(outputs=noise) for d in delays},
                  accuracy=pd.concat([pd.DataFrame(rows), delay_table], ignore_index=True), delay_table=delay_table,
                  chosen={(f"delay {d}", s): "SRC k=4" for d in delays for s in seeds}, longest=20, asrc="ASRC K=6")
@@ -155,7 +158,8 @@ def test_qin2025_energy_and_marl_bars_are_not_cut_at_the_top():
                                       .drop(columns=["task", "core", "seed"]).to_dict("records")}
                              for c in marl_cores for s in (0, 1)})
     summary = pd.DataFrame([{"core": c, "team_return_mean": -20.0 - i, "team_return_std": 1.0,
-                             "macs_per_agent": 500.0 if c == "gru" else 20.0, "acs_per_agent": 0.0 if c == "gru" else 300.0}
+                             "macs_per_agent": 500.0 if c == "gru" else 20.0,
+                             "acs_per_agent": 0.0 if c == "gru" else 300.0}
                             for i, c in enumerate([*marl_cores, "random"])])
     marl_final = pd.DataFrame([{"core": c, "seed": s, "final_team_return": -20.0} for c in marl_cores for s in (0, 1)])
     marl, _ = run_cell("qin2025", 'FIG / "marl"', teams=teams, marl_summary=summary, marl_final=marl_final,
@@ -179,3 +183,28 @@ def test_jiang2025_accuracy_shows_chance_and_display_names():
     assert [t.get_text() for t in ax.get_xticklabels()] == [styles.label(a) for a in arms]
     assert_room_above_bars(ax)
     assert_no_code_names(fig)
+
+
+def test_zhou2024_and_wang2024_show_display_names_with_room_above_the_bars():
+    from snnlib.data.dual_modal import LIGHTS, POSITIONS
+
+    styles = work_style("zhou2024")
+    variants = ["event", "frame", "naive", "cma_temporal", "cma_spatial", "cma"]
+    conds = [*LIGHTS, *POSITIONS]
+    runs = pd.DataFrame([{"arm": v, "seed": s, "test_acc": RNG.uniform(0.6, 1.0),
+                          **{f"acc_{c}": RNG.uniform(0.6, 1.0) for c in conds}} for v in variants for s in (0, 1)])
+    names = dict(styles=styles, variants=variants, runs=runs, n_classes=12, LIGHTS=LIGHTS, POSITIONS=POSITIONS,
+                 figures_dir=lambda key: Path("."))
+    zhou = {**run_cell("zhou2024", '/ "accuracy")', **names)[0],
+            **run_cell("zhou2024", '/ "robustness")', **names)[0]}
+    assert [t.get_text() for t in zhou["accuracy"].axes[0].get_xticklabels()] == [styles.label(v) for v in variants]
+    arms = list(work_style("wang2024").names)
+    ablation = pd.DataFrame([{"arm": a, "seed": s, "map_50": RNG.uniform(0.5, 0.9),
+                              "map_50_95": RNG.uniform(0.2, 0.5)} for a in arms for s in (0, 1)])
+    summary = ablation.groupby("arm", sort=False)[["map_50", "map_50_95"]].mean().reset_index()
+    wang, _ = run_cell("wang2024", '/ "ablation")', styles=work_style("wang2024"), summary=summary, ablation=ablation,
+                       seeds=[0, 1], figures_dir=lambda key: Path("."))
+    for fig in (*zhou.values(), wang["ablation"]):
+        for ax in fig.axes:
+            assert_room_above_bars(ax)
+    assert_no_code_names(*zhou.values(), wang["ablation"])

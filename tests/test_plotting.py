@@ -141,7 +141,8 @@ def _models(key, cfg):
     raise AssertionError(f"no model list for {key}")
 
 
-WORKS = sorted(p.stem for p in (Path(__file__).parents[1] / "config").glob("*.yaml") if p.stem not in ("config", "schema"))
+WORKS = sorted(p.stem for p in (Path(__file__).parents[1] / "config").glob("*.yaml")
+               if p.stem not in ("config", "schema"))
 
 
 @pytest.mark.parametrize("key", WORKS)
