@@ -1,4 +1,4 @@
-"""Plotting: the project's one figure style, stable colours per model family, png + pdf output.
+"""Plotting: the project's one figure style, one look per model across a work's figures, png + pdf output.
 
 * :data:`STYLE` holds the matplotlib settings every figure uses (small fonts,
   light grid, no top/right spines, the Okabe-Ito colour cycle); :func:`apply_style` makes
@@ -177,8 +177,6 @@ class WorkStyle:
     light at ``low`` to the full colour at ``high`` (log scale), so each member keeps one shade.
     """
 
-    FIELDS = {"label", "color", "linestyle", "marker", "hatch", "shades"}
-
     def __init__(self, key: str, display: dict):
         self.key = key
         explicit = {_resolve_color(key, name, e["color"]) for name, e in display.items() if "color" in e}
@@ -191,7 +189,7 @@ class WorkStyle:
                 color = next(free, None)
                 if color is None:
                     raise ConfigError(f"config/{key}.yaml display: more models than the {len(PALETTE)} colours; "
-                                     f"give {name!r} an explicit color")
+                                      f"give {name!r} an explicit color")
             self._entries[name] = (entry, color)
         self._patterns = [(re.compile(re.escape(name).replace(re.escape("{}"), _NUMBER) + "$"), name)
                           for name in display if "{}" in name]
@@ -211,7 +209,7 @@ class WorkStyle:
                 entry, color = self._entries[key]
                 return self._style(entry, color, match.group(1))
         raise ConfigError(f"model {name!r} has no entry under display: in config/{self.key}.yaml "
-                       f"(entries: {', '.join(self._entries)}); add one with its label")
+                          f"(entries: {', '.join(self._entries)}); add one with its label")
 
     def label(self, name: str) -> str:
         return self(name).label
@@ -232,12 +230,13 @@ class WorkStyle:
 
 
 def _resolve_color(key: str, name: str, value: str) -> str:
+    """A display entry's ``color``: a family of :data:`FAMILY_COLORS` or ``#rrggbb``."""
     if isinstance(value, str) and value.lower() in FAMILY_COLORS:
         return FAMILY_COLORS[value.lower()]
     if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
         return value
     raise ConfigError(f"config/{key}.yaml display.{name}.color: {value!r} is neither a family "
-                     f"({', '.join(FAMILY_COLORS)}) nor #rrggbb")
+                      f"({', '.join(FAMILY_COLORS)}) nor #rrggbb")
 
 
 def work_style(key: str, root: str | os.PathLike | None = None) -> WorkStyle:
