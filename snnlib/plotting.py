@@ -247,8 +247,10 @@ def work_style(key: str, root: str | os.PathLike | None = None) -> WorkStyle:
 def headroom(ax, share: float = 0.1) -> None:
     """Put the top of ``ax``'s y axis ``share`` of the data's range above the highest bar, error bar
     or point (and as far below the lowest, when it is negative). Stacked bars need this: a bar
-    stacked on another pins the axis at its base, so the tallest stack would touch the top."""
-    low, high = ax.dataLim.intervaly
+    stacked on another pins the axis at its base, so the tallest stack would touch the top. Axes
+    sharing ``ax``'s y axis count too, so the last panel drawn does not cut an earlier one."""
+    limits = [other.dataLim.intervaly for other in ax.get_shared_y_axes().get_siblings(ax)]
+    low, high = min(l for l, _ in limits), max(h for _, h in limits)
     span = (high - min(low, 0.0)) or abs(high) or 1.0
     bottom = low - share * span if low < 0 else ax.get_ylim()[0]
     ax.set_ylim(bottom, high + share * span)

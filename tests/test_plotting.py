@@ -223,6 +223,12 @@ def test_headroom_lifts_the_axis_above_stacked_bars():
         ax2.bar(["a", "b"], [-40, -10])
         headroom(ax2)
         assert ax2.get_ylim()[0] < -40
+        fig3, (left, right) = plt.subplots(1, 2, sharey=True)
+        left.bar(["a"], [10.0])
+        headroom(left)
+        right.bar(["a"], [2.0])
+        headroom(right)  # the shared axis still clears the left panel's bar
+        assert left.get_ylim()[1] == pytest.approx(11.0)
     plt.close("all")
 
 
