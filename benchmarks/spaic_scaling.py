@@ -202,14 +202,15 @@ def plot(frame, path: Path) -> None:
     """Median wall time per 100-ms run and peak memory against N, one line per framework (png + pdf)."""
     import matplotlib.pyplot as plt
 
-    from snnlib.plotting import savefig, style
+    from snnlib.plotting import savefig, style, work_style
 
+    styles = work_style("hong2024")  # each framework as in hong2024's figures (config/hong2024.yaml display:)
     medians = frame.groupby(["framework", "n"])[["seconds", "peak_mib"]].median().reset_index()
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
         for framework, part in medians.groupby("framework", sort=False):
-            axes[0].plot(part["n"], part["seconds"], marker="o", label=framework)
-            axes[1].plot(part["n"], part["peak_mib"], marker="o", label=framework)
+            axes[0].plot(part["n"], part["seconds"], **styles(framework).line())
+            axes[1].plot(part["n"], part["peak_mib"], **styles(framework).line())
         axes[0].set(xscale="log", yscale="log", xlabel="N (LIF neurons)", ylabel="wall time per 100 ms (s)")
         axes[1].set(xscale="log", xlabel="N (LIF neurons)", ylabel="peak memory (MiB)")
         axes[0].legend(fontsize=7)

@@ -17,6 +17,9 @@ Two kinds of file live in ``config/``:
         models:  {snn: "Caption of results/<key>/snn.nir (a trained network in NIR, snnlib.export)"}
       claims:                             # the paper's claims and their tests (snnlib.claims)
         - {id: ..., text: ..., test: superiority, a: ..., b: ..., margin: ...}
+      display:                            # each model's look in every figure (snnlib.plotting.work_style)
+        lif-wotap: {label: "LIF (woTAP)", color: snn, linestyle: "--", marker: s, hatch: "//"}
+        "SRC k={}": {label: "SRC, k = {}", shades: [2, 40]}   # a family of models differing in a number
 
   After merging ``common``, the three profiles must define the same keys, each with the
   same type in every profile (``null`` stands for "not used in this profile"), so that a
@@ -39,7 +42,8 @@ from typing import Any
 import yaml
 
 PROFILES = ("smoke", "default", "paper")
-WORK_SECTIONS = {"common", *PROFILES, "outputs", "description", "claims"}
+WORK_SECTIONS = {"common", *PROFILES, "outputs", "description", "claims", "display"}
+DISPLAY_FIELDS = {"label", "color", "linestyle", "marker", "hatch", "shades"}
 
 
 class ConfigError(ValueError):
@@ -132,6 +136,7 @@ def _check_work(path: Path, raw: Any) -> dict[str, dict]:
     unknown = set(raw) - WORK_SECTIONS
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(WORK_SECTIONS)}")
+    _check_display(path, raw.get("display"))
     common = raw.get("common") or {}
     merged = {}
     for profile in PROFILES:
@@ -157,6 +162,31 @@ def _check_work(path: Path, raw: Any) -> dict[str, dict]:
                     f"but '{type(reference[name]).__name__}' in the default profile"
                 )
     return merged
+
+
+def _check_display(path: Path, display: Any) -> None:
+    """``display:`` maps each model's code name to its label and optional colour, line style,
+    marker, hatch and (for a ``{}`` name) shades; anything else is refused by name."""
+    if display is None:
+        return
+    if not isinstance(display, dict) or not display:
+        raise ConfigError(f"{path}: 'display' must map each model's code name to {{label: ..., ...}}")
+    for name, entry in display.items():
+        where = f"{path}: display.{name}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("label"), str) or not entry["label"].strip():
+            raise ConfigError(f"{where} needs a label (the name shown in figures), e.g. {{label: \"LIF (woTAP)\"}}")
+        unknown = set(entry) - DISPLAY_FIELDS
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(DISPLAY_FIELDS)}")
+        for field_name in ("color", "linestyle", "marker", "hatch"):
+            if field_name in entry and not isinstance(entry[field_name], str):
+                raise ConfigError(f"{where}.{field_name} must be a string")
+        shades = entry.get("shades")
+        if shades is not None and not (
+            "{}" in str(name) and isinstance(shades, list) and len(shades) == 2
+            and all(isinstance(v, (int, float)) and v > 0 for v in shades) and shades[0] < shades[1]
+        ):
+            raise ConfigError(f"{where}.shades must be [low, high] with 0 < low < high, on a name with {{}} in it")
 
 
 @dataclass(frozen=True)
@@ -195,6 +225,16 @@ def load_work_outputs(key: str, root: str | os.PathLike | None = None) -> WorkOu
             raise ConfigError(f"{path}: outputs.{kind} must map a file name (no suffix) to its caption")
         result[kind] = entries
     return WorkOutputs(**result)
+
+
+def load_work_display(key: str, root: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The ``display:`` section of work ``key`` (model code name -> label, colour, ...), checked."""
+    path = work_config_path(key, root)
+    raw = _read_yaml(path)
+    _check_work(path, raw)
+    if not raw.get("display"):
+        raise ConfigError(f"{path}: no 'display' section; add one naming each model's label")
+    return raw["display"]
 
 
 def work_claims(key: str, root: str | os.PathLike | None = None) -> tuple[Path, list]:
