@@ -68,7 +68,6 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,7 +82,7 @@ from tqdm.auto import tqdm
 from snnlib.io import atomic_write
 from snnlib.methods.gated_recurrent_neuron import make_core
 from snnlib.metrics import SynapticOperationCounter, energy_proxy
-from snnlib.training import seed_everything
+from snnlib.training import one_torch_thread, seed_everything
 
 __all__ = ["TASKS", "CueRecall", "OBSERVATION_SCALE", "PENDULUM_TORQUES", "ActorCritic", "PPOConfig", "Episodes", "make_env",
            "collect_episodes", "gae", "masked_mean", "policy_loss_terms", "train_loop", "train_ppo", "evaluate_policy",
@@ -532,17 +531,6 @@ def operations_per_decision(model: ActorCritic, task: str, *, episodes: int = 3,
     heads as real values and count as MACs.
     """
     return count_operations(model, make_env(task, max_episode_steps), episodes=episodes, seed=seed)
-
-
-@contextmanager
-def one_torch_thread():
-    """Run the block with one intra-op torch thread (tiny tensors), restoring the thread count afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run_job(job: dict) -> dict:

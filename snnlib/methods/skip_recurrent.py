@@ -118,7 +118,7 @@ from snnlib import neurons
 from snnlib.checks import flag, positive_int, real, time_first
 from snnlib.metrics import accuracy
 from snnlib.surrogate import Triangle
-from snnlib.training import evaluate, make_loader
+from snnlib.training import evaluate, make_loader, one_torch_thread
 
 __all__ = [
     "RECURRENCES",
@@ -271,19 +271,6 @@ def _kernels():
     return neurons.jit_kernels(_step_forward, _step_backward, _mix, _mix_backward)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """torch on one thread inside (the loops over t): their per-step products, [B, H] x [H, H], are far
-    below any useful parallel grain, and two threads wait for each other at each of them (64 x 32 x 32
-    on a loaded 2-core machine: 21 us on one thread, 109 us on two). MKL gives the same bits either way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @dataclass(frozen=True)
 class _Spec:
     """What the fused loops need besides the tensors: the recurrence (`lag` for one past spike vector,
@@ -316,7 +303,7 @@ def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool)
     if mixture is not None:
         mix = mixture.detach().numpy(), out[0], mixed.view(-1).numpy(), np.empty(size, out[0].dtype)
     step, mix_step = _kernels()[0], _kernels()[2]
-    with _one_thread():
+    with one_torch_thread():  # per-step products far below a parallel grain (MKL: same bits)
         for t in range(steps):
             i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
             if weight is not None:
@@ -364,7 +351,7 @@ class _SkipRecurrence(torch.autograd.Function):
             products = h.new_zeros((span, size))
             mix = mixture.numpy(), rows.view(-1, size).numpy(), dr.view(-1).numpy(), arrays[1]
         step, mix_step = _kernels()[1], _kernels()[3]
-        with _one_thread():
+        with one_torch_thread():
             for t in range(steps - 1, -1, -1):
                 i = steps - t
                 step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
