@@ -187,6 +187,7 @@ def test_jiang2025_accuracy_shows_chance_and_display_names():
 
 def test_zhou2024_and_wang2024_show_display_names_with_room_above_the_bars():
     from snnlib.data.dual_modal import LIGHTS, POSITIONS
+    from snnlib.methods import cma_experiment as cmx
 
     styles = work_style("zhou2024")
     variants = ["event", "frame", "naive", "cma_temporal", "cma_spatial", "cma"]
@@ -194,7 +195,7 @@ def test_zhou2024_and_wang2024_show_display_names_with_room_above_the_bars():
     runs = pd.DataFrame([{"arm": v, "seed": s, "test_acc": RNG.uniform(0.6, 1.0),
                           **{f"acc_{c}": RNG.uniform(0.6, 1.0) for c in conds}} for v in variants for s in (0, 1)])
     names = dict(styles=styles, variants=variants, runs=runs, n_classes=12, LIGHTS=LIGHTS, POSITIONS=POSITIONS,
-                 figures_dir=lambda key: Path("."))
+                 cmx=cmx, figures_dir=lambda key: Path("."))
     zhou = {**run_cell("zhou2024", '/ "accuracy")', **names)[0],
             **run_cell("zhou2024", '/ "robustness")', **names)[0]}
     assert [t.get_text() for t in zhou["accuracy"].axes[0].get_xticklabels()] == [styles.label(v) for v in variants]
