@@ -8,15 +8,18 @@ from snnlib.methods import spaic_circuits as sc  # noqa: E402
 
 
 def test_microcircuit_sizes_and_rates():
-    r = sc.microcircuit(scale=0.002, duration=20.0, dt=0.5, w=0.015, w_bg=0.005, g=5.0, tau_m=10.0, bg_rate=8.0,
-                        seed=0)
+    kw = dict(scale=0.002, duration=20.0, dt=0.5, w=0.015, w_bg=0.005, g=5.0, tau_m=10.0, bg_rate=8.0, seed=0)
+    spec = sc.microcircuit_description(**kw)
+    assert spec.background.shape == (40, sum(spec.sizes))
+    assert all(w.shape == (spec.sizes[sc.POPULATIONS.index(post)], spec.sizes[sc.POPULATIONS.index(pre)])
+               for (pre, post), w in spec.weights.items())
+    r = sc.microcircuit(spec)
     assert r["sizes"] == {p: max(1, round(n * 0.002)) for p, n in zip(sc.POPULATIONS, sc.PD_SIZES)}
     for p in sc.POPULATIONS:
         assert r["spikes"][p].shape == (40, r["sizes"][p])
         assert set(np.unique(r["spikes"][p])) <= {0.0, 1.0}
     assert sum(r["rates_hz"].values()) > 0
-    silent = sc.microcircuit(scale=0.002, duration=20.0, dt=0.5, w=0.015, w_bg=0.005, g=5.0, tau_m=10.0,
-                             bg_rate=0.0, seed=0)
+    silent = sc.microcircuit(sc.microcircuit_description(**dict(kw, bg_rate=0.0)))
     assert sum(silent["rates_hz"].values()) == 0  # no background, no activity: the drive is the Poisson input
 
 

@@ -12,7 +12,9 @@ and its tests.
 A description (`FeedForward`): layer sizes n_0 (inputs) .. n_L, weights W_l [n_l, n_{l-1}], the
 membrane time constant tau_m (ms), threshold v_th, time step dt (ms). Inputs are time-first
 [T, B, n_0] floats (currents, or 0/1 spikes), fed to SPAIC through a `null` encoder (SPAIC wants
-[B, T, n_0]: `run_spaic` transposes).
+[B, T, n_0]: `run_spaic` transposes). `Classifier` describes SPAIC's STCA classifiers (the single-layer MNIST
+example and the small conv net) the same way; their twins, and those of the circuit and STDP examples, are in
+`snnlib.methods.spaic_twins`.
 
 SPAIC's `lif` model (spaic/Neuron/Neuron.py LIFModel, Torch_Backend threshold/reset), read from the
 0.6.3.0.0 wheel and checked by running it:
@@ -44,6 +46,7 @@ differently), but a twin built from 1 - 1/tau with tau = snnlib_tau(...) agrees 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +71,9 @@ __all__ = [
     "save_spaic",
     "load_spaic",
     "spaic_weights",
+    "Classifier",
+    "build_classifier",
+    "train_stca",
 ]
 
 
@@ -172,16 +178,18 @@ def run_spaic(net: spaic.Network, x: torch.Tensor) -> tuple[list[torch.Tensor], 
 
 
 def spaic_weights(net: spaic.Network) -> list[torch.Tensor]:
-    """The connection weights of a built SPAIC network, [n_l, n_{l-1}] each, in layer order."""
+    """The weights of a built SPAIC network's connections conn1, conn2, ..., as SPAIC holds them
+    ([n_l, n_{l-1}] for a full connection, [out, in, k, k] for a conv one)."""
     params = net._backend._parameters_dict
     out = []
-    for i in range(1, len(net.spec.sizes)):
-        prefix = getattr(net, f"conn{i}").id + ":"
-        keys = [k for k in params if k.startswith(prefix) and k.endswith("{weight}")]
+    for i in itertools.count(1):
+        conn = getattr(net, f"conn{i}", None)
+        if conn is None:
+            return out
+        keys = [k for k in params if k.startswith(conn.id + ":") and k.endswith("{weight}")]
         if len(keys) != 1:
             raise KeyError(f"expected one weight of conn{i} among SPAIC's parameters, got {keys}")
         out.append(params[keys[0]].detach().clone())
-    return out
 
 
 def save_spaic(net: spaic.Network, directory: str | Path) -> Path:
@@ -228,60 +236,97 @@ class SnnlibTwin(nn.Module):
         return spikes, volts
 
 
+@dataclass(frozen=True)
+class Classifier:
+    """One description of SPAIC's STCA classifiers for SPAIC (`build_classifier`) and snnlib
+    (`spaic_twins.ClassifierTwin`): n_in Poisson inputs -> n_out `lif` (SPAIC's Example.py), or with conv=True
+    the [1, side, side] image -> `lif` [channels, o, o] by a kernel x kernel convolution with `stride`
+    (o = (side - kernel) // stride + 1) -> flatten -> n_out `lif` (after Conv_test_main.py, one conv layer)."""
+
+    n_in: int
+    n_out: int
+    tau_m: float = 8.0
+    v_th: float = 1.0
+    dt: float = 1.0
+    conv: bool = False
+    channels: int = 8
+    kernel: int = 5
+    stride: int = 2
+
+    def __post_init__(self):
+        if self.conv and math.isqrt(self.n_in) ** 2 != self.n_in:
+            raise ValueError(f"conv=True needs square images flattened, got {self.n_in} pixels")
+
+    @property
+    def side(self) -> int:
+        return math.isqrt(self.n_in)
+
+    @property
+    def hidden(self) -> int:
+        """Neurons of the conv layer, channels * o * o."""
+        return self.channels * ((self.side - self.kernel) // self.stride + 1) ** 2
+
+
 class _SpaicClassifier(spaic.Network):
     """SPAIC's MNIST example (spaic/Example/Example.py): Poisson encoder -> `lif` layer, spike-count decoder, STCA."""
 
-    def __init__(self, n_in: int, n_out: int, lr: float):
+    def __init__(self, spec: Classifier, lr: float):
         super().__init__()
-        self.input = spaic.Encoder(num=n_in, coding_method="poisson")
-        self.layer1 = spaic.NeuronGroup(n_out, model="lif")
-        self.output = spaic.Decoder(num=n_out, dec_target=self.layer1, coding_method="spike_counts")
+        self.input = spaic.Encoder(num=spec.n_in, coding_method="poisson")
+        self.layer1 = spaic.NeuronGroup(spec.n_out, model="lif", tau_m=spec.tau_m, v_th=spec.v_th)
+        self.output = spaic.Decoder(num=spec.n_out, dec_target=self.layer1, coding_method="spike_counts")
         self.conn1 = spaic.Connection(self.input, self.layer1, link_type="full")
         self.learner = spaic.Learner(trainable=self, algorithm="STCA")
         self.learner.set_optimizer("Adam", lr)
-        self.input_shape = (n_in,)
+        self.input_shape = (spec.n_in,)
 
 
 class _SpaicConvClassifier(spaic.Network):
-    """The small conv variant (after spaic/Example/Conv_test_main.py, one conv layer): Poisson encoder of the
-    [1, side, side] image -> `lif` [channels, o, o] by a kernel x kernel convolution with `stride`
-    (o = (side - kernel) // stride + 1) -> flatten -> 10 `lif`, spike-count decoder, STCA on both connections."""
+    """The small conv variant of `Classifier`: conv `lif` layer, flatten, full `lif` readout, STCA on both."""
 
-    def __init__(self, side: int, n_out: int, lr: float, channels: int = 8, kernel: int = 5, stride: int = 2):
+    def __init__(self, spec: Classifier, lr: float):
         super().__init__()
-        o = (side - kernel) // stride + 1
-        self.input = spaic.Encoder(shape=[1, side, side], coding_method="poisson")
-        self.layer1 = spaic.NeuronGroup(shape=[channels, o, o], model="lif")
-        self.layer2 = spaic.NeuronGroup(n_out, model="lif")
-        self.output = spaic.Decoder(num=n_out, dec_target=self.layer2, coding_method="spike_counts")
+        o = (spec.side - spec.kernel) // spec.stride + 1
+        self.input = spaic.Encoder(shape=[1, spec.side, spec.side], coding_method="poisson")
+        self.layer1 = spaic.NeuronGroup(shape=[spec.channels, o, o], model="lif", tau_m=spec.tau_m, v_th=spec.v_th)
+        self.layer2 = spaic.NeuronGroup(spec.n_out, model="lif", tau_m=spec.tau_m, v_th=spec.v_th)
+        self.output = spaic.Decoder(num=spec.n_out, dec_target=self.layer2, coding_method="spike_counts")
         self.conn1 = spaic.Connection(self.input, self.layer1, link_type="conv", in_channels=1,
-                                      out_channels=channels, kernel_size=kernel, stride=stride)
+                                      out_channels=spec.channels, kernel_size=spec.kernel, stride=spec.stride)
         self.conn2 = spaic.Connection(self.layer1, self.layer2, link_type="full", syn_type=["flatten", "basic"])
         self.learner = spaic.Learner(trainable=self, algorithm="STCA")
         self.learner.set_optimizer("Adam", lr)
-        self.input_shape = (1, side, side)
+        self.input_shape = (1, spec.side, spec.side)
+
+
+def build_classifier(spec: Classifier, lr: float) -> spaic.Network:
+    """The SPAIC classifier of `spec` (conv or not) with its STCA learner and Adam(lr), built on a CPU backend.
+
+    Its weights are SPAIC's default draw (torch's global generator); `spaic_weights` reads them."""
+    net = (_SpaicConvClassifier if spec.conv else _SpaicClassifier)(spec, lr)
+    backend = spaic.Torch_Backend("cpu")
+    backend.dt = spec.dt
+    net.set_backend(backend)
+    net.build()
+    return net
 
 
 def train_stca(images, labels, test_images, test_labels, *, epochs: int, batch: int, steps: int, dt: float,
-               lr: float, seed: int, noisy_test_images=None, conv: bool = False) -> dict:
+               lr: float, seed: int, noisy_test_images=None, conv: bool = False, tau_m: float = 8.0,
+               v_th: float = 1.0) -> dict:
     """Train SPAIC's single-layer STCA classifier; {"test_acc", "train_acc" per epoch, "loss" per epoch}.
 
-    With `noisy_test_images` (the test images corrupted, same labels) also "noisy_test_acc". conv=True trains
-    the small conv variant (`_SpaicConvClassifier`) instead; images stay flat [N, side^2].
+    With `noisy_test_images` (the test images corrupted, same labels) also "noisy_test_acc". The network is
+    `Classifier(n_in, n_out, tau_m, v_th, dt, conv)`; conv=True trains the small conv variant; images stay
+    flat [N, side^2].
 
     images [N, n_in] floats in [0, 1] (Poisson rates per step = pixel * dt, SPAIC's rule), labels [N].
     The training step is SPAIC's example: input, run, standardised spike counts, cross-entropy, Adam.
     """
     torch.manual_seed(seed)
     np.random.seed(seed)
-    n_out = int(labels.max()) + 1
-    if conv and math.isqrt(images.shape[1]) ** 2 != images.shape[1]:
-        raise ValueError(f"conv=True needs square images flattened, got {images.shape[1]} pixels")
-    net = (_SpaicConvClassifier(math.isqrt(images.shape[1]), n_out, lr) if conv
-           else _SpaicClassifier(images.shape[1], n_out, lr))
-    backend = spaic.Torch_Backend("cpu")
-    backend.dt = dt
-    net.set_backend(backend)
+    spec = Classifier(images.shape[1], int(labels.max()) + 1, tau_m=tau_m, v_th=v_th, dt=dt, conv=conv)
+    net = build_classifier(spec, lr)
     order = np.random.default_rng(seed)
     history = {"train_acc": [], "loss": []}
     for _ in range(positive_int("epochs", epochs)):

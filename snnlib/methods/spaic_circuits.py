@@ -34,14 +34,16 @@ near marginal: the bump neither dies nor blows up within 200 ms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import spaic
 import torch
 
 from snnlib.checks import positive_int, real
 
-__all__ = ["POPULATIONS", "PD_SIZES", "PD_RATES_HZ", "THERMO_NODES", "microcircuit", "thermotaxis",
-           "sheet_kernel", "travelling_wave"]
+__all__ = ["POPULATIONS", "PD_SIZES", "PD_RATES_HZ", "THERMO_NODES", "Microcircuit", "microcircuit_description",
+           "microcircuit", "thermotaxis", "sheet_kernel", "travelling_wave"]
 
 POPULATIONS = ("L23e", "L23i", "L4e", "L4i", "L5e", "L5i", "L6e", "L6i")
 PD_SIZES = (20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948)
@@ -76,51 +78,77 @@ def _monitored(monitor) -> np.ndarray:
     return np.asarray(monitor.values)[0].T
 
 
-class _Microcircuit(spaic.Network):
-    def __init__(self, sizes, w, w_bg, g, tau_m, rng):
-        super().__init__()
-        total = int(sum(sizes))
-        self.background = spaic.Encoder(num=total, coding_method="null")
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        groups = []
-        for name, n, start in zip(POPULATIONS, sizes, starts):
-            group = spaic.NeuronGroup(int(n), model="lif", tau_m=tau_m, v_th=1.0, v_reset=0.0)
-            setattr(self, name, group)
-            eye = np.zeros((int(n), total), dtype=np.float32)
-            eye[np.arange(n), start + np.arange(n)] = w_bg
-            setattr(self, f"bg_{name}", spaic.Connection(self.background, group, link_type="full", weight=eye))
-            setattr(self, f"spikes_{name}", spaic.StateMonitor(group, "O"))
-            groups.append(group)
-        for t, (post, n_post) in enumerate(zip(groups, sizes)):
-            for s, (pre, n_pre) in enumerate(zip(groups, sizes)):
-                if PD_PROB[t, s] == 0:
-                    continue
-                sign = 1.0 if POPULATIONS[s].endswith("e") else -g
-                mask = rng.random((int(n_post), int(n_pre))) < PD_PROB[t, s]
-                setattr(self, f"c_{POPULATIONS[s]}_{POPULATIONS[t]}",
-                        spaic.Connection(pre, post, link_type="full", weight=(mask * sign * w).astype(np.float32)))
+@dataclass(frozen=True)
+class Microcircuit:
+    """One description of the scaled microcircuit, built by `microcircuit` in SPAIC and by
+    `snnlib.methods.spaic_twins.MicrocircuitTwin` in snnlib.
+
+    sizes: neurons per population (POPULATIONS order); weights: {(source, target): [n_target, n_source]}
+    float32, in the order the SPAIC network connects them (targets outer, sources inner); w_bg the jump per
+    background spike; background [T, sum(sizes)] Poisson counts per neuron and step (populations
+    concatenated); tau_m, v_th (reset to 0) and dt as SPAIC's `lif`.
+    """
+
+    sizes: tuple[int, ...]
+    weights: dict
+    w_bg: float
+    background: np.ndarray
+    tau_m: float
+    dt: float
+    v_th: float = 1.0
 
 
-def microcircuit(*, scale: float, duration: float, dt: float, w: float, w_bg: float, g: float, tau_m: float,
-                 bg_rate: float, seed: int) -> dict:
-    """Run the scaled microcircuit; {"sizes", "spikes" {pop: [T, n]}, "rates_hz" {pop: mean rate}}.
+def microcircuit_description(*, scale: float, duration: float, dt: float, w: float, w_bg: float, g: float,
+                             tau_m: float, bg_rate: float, seed: int) -> Microcircuit:
+    """The scaled microcircuit of the module docstring with its background drawn, seed `seed`.
 
     bg_rate in Hz per background input; w the recurrent jump per spike in units of the threshold before the
     1 / sqrt(scale) factor; w_bg the jump per background spike.
     """
     real("scale", scale, 0.0, 1.0, open_low=True)
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    sizes = [max(1, round(n * scale)) for n in PD_SIZES]
+    sizes = tuple(max(1, round(n * scale)) for n in PD_SIZES)
     steps = positive_int("steps", round(duration / dt))
     w_eff = w / np.sqrt(scale)
     lam = np.repeat(np.array(PD_K_BG) * bg_rate * dt * 1e-3, sizes)
-    x = rng.poisson(lam, size=(1, steps, len(lam))).astype(np.float32)
-    net = _Microcircuit(sizes, w_eff, w_bg, g, tau_m, rng)
-    _run(net, net.background, x, dt)
+    background = rng.poisson(lam, size=(steps, len(lam))).astype(np.float32)
+    weights = {}
+    for t, n_post in enumerate(sizes):
+        for s, n_pre in enumerate(sizes):
+            if PD_PROB[t, s] == 0:
+                continue
+            sign = 1.0 if POPULATIONS[s].endswith("e") else -g
+            mask = rng.random((n_post, n_pre)) < PD_PROB[t, s]
+            weights[POPULATIONS[s], POPULATIONS[t]] = (mask * sign * w_eff).astype(np.float32)
+    return Microcircuit(sizes, weights, float(w_bg), background, float(tau_m), float(dt))
+
+
+class _Microcircuit(spaic.Network):
+    def __init__(self, spec: Microcircuit):
+        super().__init__()
+        total = int(sum(spec.sizes))
+        self.background = spaic.Encoder(num=total, coding_method="null")
+        starts = np.concatenate([[0], np.cumsum(spec.sizes)])
+        for name, n, start in zip(POPULATIONS, spec.sizes, starts):
+            group = spaic.NeuronGroup(n, model="lif", tau_m=spec.tau_m, v_th=spec.v_th, v_reset=0.0)
+            setattr(self, name, group)
+            eye = np.zeros((n, total), dtype=np.float32)
+            eye[np.arange(n), start + np.arange(n)] = spec.w_bg
+            setattr(self, f"bg_{name}", spaic.Connection(self.background, group, link_type="full", weight=eye))
+            setattr(self, f"spikes_{name}", spaic.StateMonitor(group, "O"))
+        for (pre, post), weight in spec.weights.items():
+            setattr(self, f"c_{pre}_{post}",
+                    spaic.Connection(getattr(self, pre), getattr(self, post), link_type="full", weight=weight))
+
+
+def microcircuit(spec: Microcircuit, seed: int = 0) -> dict:
+    """Run the description in SPAIC; {"sizes", "spikes" {pop: [T, n]}, "rates_hz" {pop: mean rate}}."""
+    torch.manual_seed(seed)
+    net = _Microcircuit(spec)
+    _run(net, net.background, spec.background[None], spec.dt)
     spikes = {p: _monitored(getattr(net, f"spikes_{p}")) for p in POPULATIONS}
-    return {"sizes": dict(zip(POPULATIONS, sizes)), "spikes": spikes,
-            "rates_hz": {p: float(s.mean() / (dt * 1e-3)) for p, s in spikes.items()}}
+    return {"sizes": dict(zip(POPULATIONS, spec.sizes)), "spikes": spikes,
+            "rates_hz": {p: float(s.mean() / (spec.dt * 1e-3)) for p, s in spikes.items()}}
 
 
 THERMO_NODES = ("AFD", "AIY", "AIZ", "RIA")

@@ -29,14 +29,16 @@ Pixel noise (`pixel_noise`): a fraction of each test image's pixels, chosen at r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import spaic
 import torch
 
 from snnlib.checks import positive_int, real
-from snnlib.methods.spaic_bridge import train_stca
+from snnlib.methods.spaic_bridge import spaic_weights, train_stca
 
-__all__ = ["pixel_noise", "train_stdp", "stdp_features", "hybrid"]
+__all__ = ["pixel_noise", "FeatureLayer", "train_stdp", "stdp_features", "hybrid"]
 
 
 def pixel_noise(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -49,34 +51,46 @@ def pixel_noise(images: np.ndarray, fraction: float, rng: np.random.Generator) -
     return out
 
 
+@dataclass(frozen=True)
+class FeatureLayer:
+    """One description of the feature layer for SPAIC (`_FeatureLayer`) and snnlib
+    (`spaic_twins.FeatureLayerTwin`): input weights [n_hidden, P] (float32, >= 0), the lateral inhibition
+    weight, `lif` tau_m and v_th (reset to 0), dt."""
+
+    weight: np.ndarray
+    inhibition: float
+    tau_m: float
+    v_th: float
+    dt: float
+
+    @property
+    def lateral(self) -> np.ndarray:
+        """The fixed lateral weights -inhibition * (1 - I), [n_hidden, n_hidden]."""
+        return (-self.inhibition * (1 - np.eye(len(self.weight)))).astype(np.float32)
+
+
 class _FeatureLayer(spaic.Network):
     """Poisson encoder -> `lif` layer with lateral inhibition; SPAIC's STDP on the input weights when `learn`."""
 
-    def __init__(self, weight: np.ndarray, inhibition: float, tau_m: float, v_th: float, learn: bool):
+    def __init__(self, spec: FeatureLayer, learn: bool):
         super().__init__()
-        n_hidden = weight.shape[0]
-        self.input = spaic.Encoder(num=weight.shape[1], coding_method="poisson")
-        self.layer1 = spaic.NeuronGroup(n_hidden, model="lif", tau_m=tau_m, v_th=v_th)
-        self.conn1 = spaic.Connection(self.input, self.layer1, link_type="full", weight=weight)
-        self.lateral = spaic.Connection(self.layer1, self.layer1, link_type="full",
-                                        weight=(-inhibition * (1 - np.eye(n_hidden))).astype(np.float32))
+        n_hidden = spec.weight.shape[0]
+        self.input = spaic.Encoder(num=spec.weight.shape[1], coding_method="poisson")
+        self.layer1 = spaic.NeuronGroup(n_hidden, model="lif", tau_m=spec.tau_m, v_th=spec.v_th)
+        self.conn1 = spaic.Connection(self.input, self.layer1, link_type="full", weight=spec.weight)
+        self.lateral = spaic.Connection(self.layer1, self.layer1, link_type="full", weight=spec.lateral)
         self.output = spaic.Decoder(num=n_hidden, dec_target=self.layer1, coding_method="spike_counts")
         if learn:
             self.learner = spaic.Learner(trainable=self.conn1, algorithm="nearest_online_stdp")
 
 
-def _built(net: spaic.Network, dt: float) -> spaic.Network:
+def _built(spec: FeatureLayer, learn: bool) -> spaic.Network:
+    net = _FeatureLayer(spec, learn)
     backend = spaic.Torch_Backend("cpu")
-    backend.dt = dt
+    backend.dt = spec.dt
     net.set_backend(backend)
     net.build()
     return net
-
-
-def _weight(net: spaic.Network) -> np.ndarray:
-    prefix = net.conn1.id + ":"
-    (key,) = [k for k in net._backend._parameters_dict if k.startswith(prefix) and k.endswith("{weight}")]
-    return net._backend._parameters_dict[key].detach().numpy().copy()
 
 
 def train_stdp(images: np.ndarray, *, n_hidden: int, steps: int, dt: float, batch: int, input_scale: float,
@@ -85,18 +99,18 @@ def train_stdp(images: np.ndarray, *, n_hidden: int, steps: int, dt: float, batc
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     w0 = (rng.random((positive_int("n_hidden", n_hidden), images.shape[1])) * 0.3).astype(np.float32)
-    net = _built(_FeatureLayer(w0, inhibition, tau_m, v_th, learn=True), dt)
+    net = _built(FeatureLayer(w0, inhibition, tau_m, v_th, dt), learn=True)
     for i in range(0, len(images), positive_int("batch", batch)):
         net.input(images[i : i + batch] * input_scale)
         net.run(positive_int("steps", steps) * dt)
-    return _weight(net)
+    return spaic_weights(net)[0].numpy()
 
 
 def stdp_features(weight: np.ndarray, images: np.ndarray, *, steps: int, dt: float, batch: int,
                   input_scale: float, inhibition: float, tau_m: float, v_th: float, seed: int) -> np.ndarray:
     """Hidden spike counts / steps [N, n_hidden] of the fixed layer `weight` (no learning) on `images`."""
     torch.manual_seed(seed)
-    net = _built(_FeatureLayer(weight.astype(np.float32), inhibition, tau_m, v_th, learn=False), dt)
+    net = _built(FeatureLayer(weight.astype(np.float32), inhibition, tau_m, v_th, dt), learn=False)
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):

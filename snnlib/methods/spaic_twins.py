@@ -1,0 +1,173 @@
+"""Hong et al. 2024 (SPAIC): snnlib twins of SPAIC's case-study networks, built from the descriptions the SPAIC
+versions are built from, so the two definitions can be run on the same input and compared line for line.
+
+Paper: arXiv 2207.12750; package spaic==0.6.3.0.0; facts: shared/research/papers.md §3. The SPAIC side of each
+pair, and the description both sides take, lives beside the example it belongs to:
+
+    description                        SPAIC network                        twin here
+    spaic_bridge.FeedForward           spaic_bridge.build_spaic             spaic_bridge.SnnlibTwin
+    spaic_bridge.Classifier            spaic_bridge.build_classifier        ClassifierTwin
+      (single layer, or conv=True)
+    spaic_circuits.Microcircuit        spaic_circuits.microcircuit          MicrocircuitTwin
+    spaic_stdp.FeatureLayer            spaic_stdp.stdp_features             FeatureLayerTwin
+
+This module imports `spaic` through those modules, so only the hong2024 notebook and its tests import it.
+
+Every twin computes SPAIC's `lif` (spaic_bridge's docstring has it, read from the 0.6.3.0.0 wheel) with
+snnlib's decay-factor neuron `snnlib.neurons.fused_decay_lif`, per layer or population l and step t:
+
+    I_l[t] = sum_k W_k s_k[t-1]              every connection k into l delivers the previous step's spikes
+    H_l[t] = beta V_l[t-1] + I_l[t],         beta = exp(-dt / tau_m) in float32 (`spaic_bridge.decay_factor`)
+    s_l[t] = 1 if H_l[t] > v_th else 0       strict (snnlib Rectangle(strict=True))
+    V_l[t] = H_l[t] (1 - s_l[t])             reset to 0
+
+A feed-forward twin (`ClassifierTwin`) runs each layer's T steps in one fused call after shifting its input
+current by a step; a recurrent twin (`MicrocircuitTwin`, `FeatureLayerTwin`) steps through time, since I[t]
+needs every group's spikes at t-1.
+
+Where the twins follow SPAIC's arithmetic rather than the shortest PyTorch, so that the spike trains are
+bit-identical and not merely close (a last-bit difference in I flips a spike whenever H lands within it of v_th,
+and the flip then spreads through the recurrence):
+  * a group with several incoming connections sums them as SPAIC's backend does: each connection's W s as
+    `s @ W.T` on [B, n_pre] (SPAIC's mat_mult_weight), the terms stacked in SPAIC's connection order and
+    summed in one `torch.sum` (its reduce_sum);
+  * SPAIC's Poisson encoder draws, per step, `torch.rand([B, n]) <= x * dt` from torch's global generator;
+    `spaic_poisson` draws the same numbers in the same order, so a run seeded alike sees the same input spikes;
+  * the conv layer is `torch.nn.functional.conv2d` without bias, and its output is flattened channel-first
+    before the readout, as SPAIC's `flatten` synapse does.
+Departures: none in the forward dynamics (the tests check the spike trains bit for bit). Not twinned:
+  * learning. SPAIC's STDP is not reproduced (the feature layer's twin takes the learned W). The twins' surrogate,
+    Rectangle(width=1, strict), has STCA's window (dS/dH = 1 where |H - v_th| < alpha = 0.5), but SPAIC's reset
+    `o.eq(0) * v` carries no gradient (dV/dH = 1 - s) while fused_decay_lif's reset is in the graph
+    (dV/dH = 1 - s - H g'), so a twin trained by BPTT would not follow SPAIC's STCA updates;
+  * monitors and decoders: a twin returns spikes; SPAIC's spike_counts decoder is their sum over time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnlib.methods import spaic_bridge as sb
+from snnlib.methods import spaic_circuits as sc
+from snnlib.methods import spaic_stdp as st
+from snnlib.neurons import fused_decay_lif
+from snnlib.surrogate import Rectangle
+
+__all__ = ["spaic_poisson", "ClassifierTwin", "MicrocircuitTwin", "FeatureLayerTwin"]
+
+
+def spaic_poisson(x: torch.Tensor, steps: int, dt: float) -> torch.Tensor:
+    """Poisson spikes [T, B, ...] from rates per ms x [B, ...], drawn as SPAIC's `poisson` encoder draws them
+    (per step `torch.rand(x.shape) <= x * dt`, torch's global generator): seed torch alike for the same spikes."""
+    p = x * 1.0 * dt  # SPAIC's x * unit_conversion * dt, same rounding
+    return torch.stack([torch.rand(x.shape).le(p).float() for _ in range(steps)])
+
+
+def _delayed(current: torch.Tensor) -> torch.Tensor:
+    """current [T, B, ...] one step late, zeros first: what a SPAIC connection delivers."""
+    return torch.cat([torch.zeros_like(current[:1]), current[:-1]])
+
+
+class _LIF(nn.Module):
+    """SPAIC's `lif` as snnlib's strict decay-factor LIF: beta = exp(-dt/tau_m), fires on H > v_th, reset to 0."""
+
+    def __init__(self, tau_m: float, v_th: float, dt: float):
+        super().__init__()
+        self.beta, self.v_th = sb.decay_factor(tau_m, dt), v_th
+        self.surrogate = Rectangle(width=1.0, strict=True)
+
+    def forward(self, current: torch.Tensor, v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """current [T, B, ...], v [B, ...] (zeros if None) -> (spikes [T, B, ...], V[T-1] [B, ...])."""
+        v = torch.zeros_like(current[0]) if v is None else v
+        spikes, v, _ = fused_decay_lif(current, v, self.beta, self.v_th, self.surrogate)
+        return spikes, v
+
+
+class ClassifierTwin(nn.Module):
+    """SPAIC's STCA classifiers (`spaic_bridge.Classifier`) in snnlib: bias-free Linear, or Conv2d + flatten +
+    Linear, each followed by the one-step delay and `_LIF`.
+
+    forward(spikes [T, B, n_in]) -> list of each layer's spikes [T, B, n_l] (flat); the sum over T of the last
+    is SPAIC's spike_counts prediction. `load_spaic(net)` copies a built SPAIC classifier's weights.
+    """
+
+    def __init__(self, spec: sb.Classifier):
+        super().__init__()
+        self.spec = spec
+        if spec.conv:
+            self.conv = nn.Parameter(torch.zeros(spec.channels, 1, spec.kernel, spec.kernel))
+        self.fc = nn.Parameter(torch.zeros(spec.n_out, spec.hidden if spec.conv else spec.n_in))
+        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+
+    def load_spaic(self, net) -> "ClassifierTwin":
+        with torch.no_grad():
+            for mine, theirs in zip(self.parameters(), sb.spaic_weights(net)):
+                mine.copy_(theirs.reshape(mine.shape))
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        spec, steps, batch = self.spec, x.shape[0], x.shape[1]
+        out = []
+        if spec.conv:
+            images = x.reshape(steps * batch, 1, spec.side, spec.side)
+            drive = F.conv2d(images, self.conv, stride=spec.stride).reshape(steps, batch, -1)
+            x, _ = self.lif(_delayed(drive))
+            out.append(x)
+        s, _ = self.lif(_delayed(x @ self.fc.T))
+        return out + [s]
+
+
+class MicrocircuitTwin(nn.Module):
+    """The scaled microcircuit (`spaic_circuits.Microcircuit`) in snnlib: per step, each population's current is
+    its background jump w_bg * count plus `s_pre @ W.T` for every incoming connection, summed in SPAIC's order;
+    one `_LIF` step over all populations.
+
+    forward() -> {population: spikes [T, n]} on the description's background (batch 1, as SPAIC's run).
+    """
+
+    def __init__(self, spec: sc.Microcircuit):
+        super().__init__()
+        self.spec = spec
+        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+        self.incoming = {post: [(pre, torch.as_tensor(w)) for (pre, p), w in spec.weights.items() if p == post]
+                         for post in sc.POPULATIONS}
+
+    def forward(self) -> dict[str, torch.Tensor]:
+        spec = self.spec
+        background = torch.as_tensor(spec.background).split(list(spec.sizes), dim=1)
+        bg = {p: _delayed(x[:, None] * spec.w_bg) for p, x in zip(sc.POPULATIONS, background)}
+        s = {p: torch.zeros(1, n) for p, n in zip(sc.POPULATIONS, spec.sizes)}
+        v = torch.zeros(1, sum(spec.sizes))
+        out = []
+        for t in range(len(spec.background)):
+            current = torch.cat([torch.stack([bg[p][t]] + [s[pre] @ w.T for pre, w in self.incoming[p]], 1).sum(1)
+                                 for p in sc.POPULATIONS], 1)
+            spikes, v = self.lif(current[None], v)
+            s = dict(zip(sc.POPULATIONS, spikes[0].split(list(spec.sizes), dim=1)))
+            out.append(spikes[0, 0])
+        return dict(zip(sc.POPULATIONS, torch.stack(out).split(list(spec.sizes), dim=1)))
+
+
+class FeatureLayerTwin(nn.Module):
+    """The STDP feature layer with its weights fixed (`spaic_stdp.FeatureLayer`) in snnlib: per step the input
+    connection's `x @ W.T` and the lateral inhibition's `s @ L.T`, summed in SPAIC's order, then one `_LIF` step.
+
+    forward(spikes [T, B, P]) -> hidden spikes [T, B, n_hidden]; their sum over T is SPAIC's spike_counts.
+    """
+
+    def __init__(self, spec: st.FeatureLayer):
+        super().__init__()
+        self.weight, self.lateral = torch.as_tensor(spec.weight), torch.as_tensor(spec.lateral)
+        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        drive = _delayed(x @ self.weight.T)
+        s, v, out = torch.zeros_like(drive[0]), None, []
+        for t in range(len(drive)):
+            spikes, v = self.lif(torch.stack([drive[t], s @ self.lateral.T], 1).sum(1)[None], v)
+            s = spikes[0]
+            out.append(s)
+        return torch.stack(out)
