@@ -57,23 +57,11 @@ def assert_twin_and_sensitive(twin, run, expected):
         assert same if what == "exact" else not same, f"{what}: the reference loop does not tell it apart"
 
 
-def classifier_case(conv):
-    torch.manual_seed(4)
-    spec = sb.Classifier(784, 10, tau_m=6.0, v_th=0.8, dt=1.0, conv=conv)
-    net = sb.build_classifier(spec, lr=0.01)
-    images = torch.as_tensor(np.random.default_rng(5).random((4, 784)), dtype=torch.float32) * 0.2
-    torch.manual_seed(6)
-    net.input(images.reshape(4, *net.input_shape).numpy())
-    with torch.no_grad():
-        net.run(25 * spec.dt)
-    torch.manual_seed(6)
-    x = tw.spaic_poisson(images, 25, spec.dt)
-    return tw.ClassifierTwin(spec).load_spaic(net), x, net.output.predict.detach()
-
-
 @pytest.mark.parametrize("conv", [False, True], ids=["single layer", "conv"])
 def test_stca_classifier_twin_gives_spaic_spike_counts(conv):
-    twin, x, counts = classifier_case(conv)
+    spec = sb.Classifier(784, 10, tau_m=6.0, v_th=0.8, dt=1.0, conv=conv)
+    images = torch.as_tensor(np.random.default_rng(5).random((4, 784)), dtype=torch.float32) * 0.2
+    twin, x, counts = tw.classifier_pair(spec, images, steps=25, seed=4)
 
     def run(t):
         with torch.no_grad():
@@ -110,16 +98,22 @@ def test_stdp_feature_layer_twin_gives_spaic_spike_trains():
     spec = st.FeatureLayer((rng.random((12, 784)) * 0.3).astype(np.float32), inhibition=2.0, tau_m=15.0, v_th=3.0,
                            dt=1.0)
     images = torch.as_tensor(rng.random((3, 784)), dtype=torch.float32) * 0.25
-    net = st._built(spec, learn=False)
-    torch.manual_seed(8)
-    net.input(images.numpy())
-    with torch.no_grad():
-        net.run(30 * spec.dt)
-    counts = net.output.predict.detach()
-    torch.manual_seed(8)
-    x = tw.spaic_poisson(images, 30, spec.dt)
+    _, x, counts = tw.feature_layer_pair(spec, images, steps=30, seed=8)
     assert 0 < counts.mean() < 0.5 * x.shape[0]
     assert_twin_and_sensitive(tw.FeatureLayerTwin(spec), lambda t: t(x).sum(0), counts)
     # the lateral inhibition is exercised: without it the layer fires more
     uninhibited = tw.FeatureLayerTwin(st.FeatureLayer(spec.weight, 0.0, spec.tau_m, spec.v_th, spec.dt))
     assert uninhibited(x).sum() > counts.sum()
+
+
+def test_definition_lines_counts_code_only():
+    def f(a):
+        """A docstring
+        over two lines."""
+        # a comment
+
+        return a  # trailing comment: still code
+
+    assert tw.definition_lines(f) == 2
+    table = tw.frontend_table()
+    assert table.spaic_lines.gt(0).all() and table.twin_lines.notna().sum() == 5

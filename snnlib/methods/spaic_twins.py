@@ -45,7 +45,12 @@ Departures: none in the forward dynamics (the tests check the spike trains bit f
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
+
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,7 +61,8 @@ from snnlib.methods import spaic_stdp as st
 from snnlib.neurons import fused_decay_lif
 from snnlib.surrogate import Rectangle
 
-__all__ = ["spaic_poisson", "ClassifierTwin", "MicrocircuitTwin", "FeatureLayerTwin"]
+__all__ = ["spaic_poisson", "ClassifierTwin", "MicrocircuitTwin", "FeatureLayerTwin", "classifier_pair",
+           "feature_layer_pair", "side_by_side", "definition_lines", "frontend_table"]
 
 
 def spaic_poisson(x: torch.Tensor, steps: int, dt: float) -> torch.Tensor:
@@ -171,3 +177,114 @@ class FeatureLayerTwin(nn.Module):
             s = spikes[0]
             out.append(s)
         return torch.stack(out)
+
+
+def classifier_pair(spec: sb.Classifier, images: torch.Tensor, steps: int, seed: int):
+    """SPAIC's classifier (weights drawn under torch seed `seed`) run once on `images` [B, n_in] (rates per ms)
+    under seed `seed` again, and its twin with those weights; (twin, the input spikes SPAIC drew [T, B, n_in],
+    SPAIC's spike counts [B, n_out]). twin(x)[-1].sum(0) is the twin's."""
+    torch.manual_seed(seed)
+    net = sb.build_classifier(spec, lr=0.01)
+    torch.manual_seed(seed)
+    net.input(images.reshape(len(images), *net.input_shape).numpy())
+    with torch.no_grad():
+        net.run(steps * spec.dt)
+    torch.manual_seed(seed)
+    return ClassifierTwin(spec).load_spaic(net), spaic_poisson(images, steps, spec.dt), net.output.predict.detach()
+
+
+def feature_layer_pair(spec: st.FeatureLayer, images: torch.Tensor, steps: int, seed: int):
+    """The fixed feature layer in SPAIC run once on `images` [B, P] (rates per ms) under torch seed `seed`, and
+    its twin; (twin, the input spikes SPAIC drew [T, B, P], SPAIC's spike counts [B, n_hidden])."""
+    net = st._built(spec, learn=False)
+    torch.manual_seed(seed)
+    net.input(images.numpy())
+    with torch.no_grad():
+        net.run(steps * spec.dt)
+    torch.manual_seed(seed)
+    return FeatureLayerTwin(spec), spaic_poisson(images, steps, spec.dt), net.output.predict.detach()
+
+
+def side_by_side(microcircuit: sc.Microcircuit, spaic_microcircuit: dict, classifiers, feature_layer: st.FeatureLayer,
+                 images: torch.Tensor, *, steps: int, input_scale: float, seed: int) -> pd.DataFrame:
+    """One short run of each twin beside SPAIC on the same description, weights and input spikes.
+
+    spaic_microcircuit: `spaic_circuits.microcircuit(microcircuit)`'s result (the twin reruns only its side);
+    classifiers: `spaic_bridge.Classifier`s, run with SPAIC's initial weights (seed `seed`) on `images` [B, P]
+    as rates per ms; feature_layer on images * input_scale. One row per microcircuit population and per
+    other example: spikes in SPAIC and in the twin, differing entries (of the spike trains for the microcircuit,
+    of the spike counts per image and neuron otherwise) and, for the microcircuit, both rates in Hz.
+    """
+    hz = 1.0 / (microcircuit.dt * 1e-3)
+    twin = MicrocircuitTwin(microcircuit)()
+    rows = []
+    for p in sc.POPULATIONS:
+        theirs, mine = torch.as_tensor(spaic_microcircuit["spikes"][p]), twin[p]
+        rows.append({**_counts_row(f"microcircuit {p}", theirs, mine), "spaic_rate_hz": float(theirs.mean()) * hz,
+                     "twin_rate_hz": float(mine.mean()) * hz})
+    with torch.no_grad():
+        for spec in classifiers:
+            model, x, counts = classifier_pair(spec, images, steps, seed)
+            rows.append(_counts_row(f"STCA {'conv' if spec.conv else 'single layer'}", counts, model(x)[-1].sum(0)))
+        model, x, counts = feature_layer_pair(feature_layer, images * input_scale, steps, seed)
+        rows.append(_counts_row("STDP feature layer", counts, model(x).sum(0)))
+    return pd.DataFrame(rows)
+
+
+def _counts_row(example: str, theirs: torch.Tensor, mine: torch.Tensor) -> dict:
+    return {"example": example, "spaic_spikes": float(theirs.sum()), "twin_spikes": float(mine.sum()),
+            "differing": int((theirs != mine).sum())}
+
+
+def definition_lines(*objs) -> int:
+    """Source lines of `objs` (classes, functions) that are not blank, comments or docstrings."""
+    n = 0
+    for obj in objs:
+        source = textwrap.dedent(inspect.getsource(obj))
+        docs = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node) is not None:
+                docs.update(range(node.body[0].lineno, node.body[0].end_lineno + 1))
+        n += sum(1 for k, line in enumerate(source.splitlines(), 1)
+                 if line.strip() and not line.strip().startswith("#") and k not in docs)
+    return n
+
+
+_SPAIC_NEEDS = ("a spaic.Network subclass: Encoder (coding method), NeuronGroup(model=..., tau_m=, v_th=), "
+                "Connection(weight=array), monitors or a Decoder; Torch_Backend with dt, set_backend, build, "
+                "input, run(ms)")
+_TWIN_NEEDS = ("an nn.Module: the weights as tensors, each connection's one-step delay written out, "
+               "fused_decay_lif with beta = exp(-dt/tau_m), strict firing, reset to 0 (_LIF)")
+# (example, SPAIC definition, twin definition (empty: none written), what SPAIC needed, what the twin needed)
+_EXAMPLES = [
+    ("feed-forward lif (equal dynamics)", [sb._SpaicFeedForward, sb.build_spaic], [sb.SnnlibTwin], _SPAIC_NEEDS,
+     "an nn.Module: nn.Linear per layer, the one-step delay written out, fused_decay_lif with beta = exp(-dt/tau_m)"),
+    ("STCA single-layer classifier", [sb._SpaicClassifier, sb.build_classifier],
+     [ClassifierTwin.__init__, ClassifierTwin.forward, _LIF, _delayed, spaic_poisson],
+     _SPAIC_NEEDS + "; Learner(algorithm='STCA') and its optimizer",
+     _TWIN_NEEDS + "; SPAIC's Poisson draw (spaic_poisson); one class for both classifiers, counted in full for "
+     "each; no learner (a torch optimizer on its parameters; the reset's gradient differs, module docstring)"),
+    ("small conv STCA classifier", [sb._SpaicConvClassifier, sb.build_classifier],
+     [ClassifierTwin.__init__, ClassifierTwin.forward, _LIF, _delayed, spaic_poisson],
+     _SPAIC_NEEDS + "; link_type='conv' and syn_type=['flatten', 'basic'] before the full readout",
+     _TWIN_NEEDS + "; F.conv2d over T*B images and a reshape for SPAIC's flatten synapse"),
+    ("STDP feature layer (fixed W)", [st._FeatureLayer, st._built],
+     [FeatureLayerTwin, _LIF, _delayed, spaic_poisson],
+     _SPAIC_NEEDS + "; Learner(algorithm='nearest_online_stdp') on one connection (2 of the lines)",
+     _TWIN_NEEDS + "; a loop over time for the lateral inhibition; no STDP (snnlib has no STDP learner)"),
+    ("cortical microcircuit", [sc._Microcircuit, sc._run], [MicrocircuitTwin, _LIF, _delayed], _SPAIC_NEEDS,
+     _TWIN_NEEDS + "; a loop over time, per population the incoming currents stacked and summed in SPAIC's order"),
+    ("AdEx thermotaxis chain", [sc._Thermotaxis, sc._run], [], _SPAIC_NEEDS + "; model='adex' built in",
+     "not written: snnlib has no AdEx neuron"),
+    ("mean-field travelling bump", [sc._Sheet, sc._run], [], _SPAIC_NEEDS + "; model='meanfield' built in",
+     "not written: snnlib has no rate unit"),
+]
+
+
+def frontend_table() -> pd.DataFrame:
+    """Per example: lines of the network definition in SPAIC and in the twin (`definition_lines` of the code
+    that runs; NaN where no twin is written) and what each needed. The descriptions both sides are built from
+    (FeedForward, Classifier, Microcircuit, FeatureLayer) are counted for neither."""
+    return pd.DataFrame([{"example": name, "spaic_lines": definition_lines(*a),
+                          "twin_lines": definition_lines(*b) if b else np.nan, "spaic_needs": na, "twin_needs": nb}
+                         for name, a, b, na, nb in _EXAMPLES])
