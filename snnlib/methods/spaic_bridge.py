@@ -35,7 +35,8 @@ H = V beta + X, fires on H > v_th with a strict surrogate and resets to 0, with
 
 SPAIC takes a model's parameters as keyword arguments of `NeuronGroup` (`tau_m=`, `v_th=`); a
 `param={...}` dict is silently ignored (the defaults tau_m = 8, v_th = 1 are used), as is
-`Connection(w_init=...)`: weights go in as `weight=<array>`. The tests use tau_m != 8 to catch that.
+`Connection(w_init=...)`: weights go in as `weight=<array>`. The tests use tau_m != 8 and v_th != 1 to
+catch that.
 
 Where they cannot match: SPAIC's `v_reset` parameter is stored but never used (its reset writes 0),
 so only v_reset = 0 is accepted here; SPAIC's decay is computed in float32 from exp(-dt/tau_m),
