@@ -182,7 +182,8 @@ class FeatureLayerTwin(nn.Module):
 def classifier_pair(spec: sb.Classifier, images: torch.Tensor, steps: int, seed: int):
     """SPAIC's classifier (weights drawn under torch seed `seed`) run once on `images` [B, n_in] (rates per ms)
     under seed `seed` again, and its twin with those weights; (twin, the input spikes SPAIC drew [T, B, n_in],
-    SPAIC's spike counts [B, n_out]). twin(x)[-1].sum(0) is the twin's."""
+    SPAIC's output spike trains [T, B, n_out] as its spike_counts decoder recorded them). twin(x)[-1] is the
+    twin's."""
     torch.manual_seed(seed)
     net = sb.build_classifier(spec, lr=0.01)
     torch.manual_seed(seed)
@@ -190,19 +191,20 @@ def classifier_pair(spec: sb.Classifier, images: torch.Tensor, steps: int, seed:
     with torch.no_grad():
         net.run(steps * spec.dt)
     torch.manual_seed(seed)
-    return ClassifierTwin(spec).load_spaic(net), spaic_poisson(images, steps, spec.dt), net.output.predict.detach()
+    return ClassifierTwin(spec).load_spaic(net), spaic_poisson(images, steps, spec.dt), net.output.records.detach()
 
 
 def feature_layer_pair(spec: st.FeatureLayer, images: torch.Tensor, steps: int, seed: int):
     """The fixed feature layer in SPAIC run once on `images` [B, P] (rates per ms) under torch seed `seed`, and
-    its twin; (twin, the input spikes SPAIC drew [T, B, P], SPAIC's spike counts [B, n_hidden])."""
+    its twin; (twin, the input spikes SPAIC drew [T, B, P], SPAIC's hidden spike trains [T, B, n_hidden] as its
+    decoder recorded them)."""
     net = st._built(spec, learn=False)
     torch.manual_seed(seed)
     net.input(images.numpy())
     with torch.no_grad():
         net.run(steps * spec.dt)
     torch.manual_seed(seed)
-    return FeatureLayerTwin(spec), spaic_poisson(images, steps, spec.dt), net.output.predict.detach()
+    return FeatureLayerTwin(spec), spaic_poisson(images, steps, spec.dt), net.output.records.detach()
 
 
 def side_by_side(microcircuit: sc.Microcircuit, spaic_microcircuit: dict, classifiers, feature_layer: st.FeatureLayer,
@@ -212,26 +214,26 @@ def side_by_side(microcircuit: sc.Microcircuit, spaic_microcircuit: dict, classi
     spaic_microcircuit: `spaic_circuits.microcircuit(microcircuit)`'s result (the twin reruns only its side);
     classifiers: `spaic_bridge.Classifier`s, run with SPAIC's initial weights (seed `seed`) on `images` [B, P]
     as rates per ms; feature_layer on images * input_scale. One row per microcircuit population and per
-    other example: spikes in SPAIC and in the twin, differing entries (of the spike trains for the microcircuit,
-    of the spike counts per image and neuron otherwise) and, for the microcircuit, both rates in Hz.
+    other example: spikes in SPAIC and in the twin, differing entries of the spike trains (the classifiers' output
+    layer, the feature layer) and, for the microcircuit, both rates in Hz.
     """
     hz = 1.0 / (microcircuit.dt * 1e-3)
     twin = MicrocircuitTwin(microcircuit)()
     rows = []
     for p in sc.POPULATIONS:
         theirs, mine = torch.as_tensor(spaic_microcircuit["spikes"][p]), twin[p]
-        rows.append({**_counts_row(f"microcircuit {p}", theirs, mine), "spaic_rate_hz": float(theirs.mean()) * hz,
+        rows.append({**_spikes_row(f"microcircuit {p}", theirs, mine), "spaic_rate_hz": float(theirs.mean()) * hz,
                      "twin_rate_hz": float(mine.mean()) * hz})
     with torch.no_grad():
         for spec in classifiers:
-            model, x, counts = classifier_pair(spec, images, steps, seed)
-            rows.append(_counts_row(f"STCA {'conv' if spec.conv else 'single layer'}", counts, model(x)[-1].sum(0)))
-        model, x, counts = feature_layer_pair(feature_layer, images * input_scale, steps, seed)
-        rows.append(_counts_row("STDP feature layer", counts, model(x).sum(0)))
+            model, x, trains = classifier_pair(spec, images, steps, seed)
+            rows.append(_spikes_row(f"STCA {'conv' if spec.conv else 'single layer'}", trains, model(x)[-1]))
+        model, x, trains = feature_layer_pair(feature_layer, images * input_scale, steps, seed)
+        rows.append(_spikes_row("STDP feature layer", trains, model(x)))
     return pd.DataFrame(rows)
 
 
-def _counts_row(example: str, theirs: torch.Tensor, mine: torch.Tensor) -> dict:
+def _spikes_row(example: str, theirs: torch.Tensor, mine: torch.Tensor) -> dict:
     return {"example": example, "spaic_spikes": float(theirs.sum()), "twin_spikes": float(mine.sum()),
             "differing": int((theirs != mine).sum())}
 
