@@ -303,7 +303,8 @@ class _SpaicConvClassifier(spaic.Network):
 def build_classifier(spec: Classifier, lr: float) -> spaic.Network:
     """The SPAIC classifier of `spec` (conv or not) with its STCA learner and Adam(lr), built on a CPU backend.
 
-    Its weights are SPAIC's default draw (torch's global generator); `spaic_weights` reads them."""
+    Its weights are SPAIC's default draw (numpy's global generator: seed it for the same weights);
+    `spaic_weights` reads them."""
     net = (_SpaicConvClassifier if spec.conv else _SpaicClassifier)(spec, lr)
     backend = spaic.Torch_Backend("cpu")
     backend.dt = spec.dt

@@ -180,11 +180,12 @@ class FeatureLayerTwin(nn.Module):
 
 
 def classifier_pair(spec: sb.Classifier, images: torch.Tensor, steps: int, seed: int):
-    """SPAIC's classifier (weights drawn under torch seed `seed`) run once on `images` [B, n_in] (rates per ms)
-    under seed `seed` again, and its twin with those weights; (twin, the input spikes SPAIC drew [T, B, n_in],
-    SPAIC's output spike trains [T, B, n_out] as its spike_counts decoder recorded them). twin(x)[-1] is the
-    twin's."""
+    """SPAIC's classifier (weights drawn under seed `seed`: SPAIC draws them from numpy's global generator, as
+    `spaic_bridge.train_stca` seeds it) run once on `images` [B, n_in] (rates per ms) under torch seed `seed`, and
+    its twin with those weights; (twin, the input spikes SPAIC drew [T, B, n_in], SPAIC's output spike trains
+    [T, B, n_out] as its spike_counts decoder recorded them). twin(x)[-1] is the twin's."""
     torch.manual_seed(seed)
+    np.random.seed(seed)
     net = sb.build_classifier(spec, lr=0.01)
     torch.manual_seed(seed)
     net.input(images.reshape(len(images), *net.input_shape).numpy())
