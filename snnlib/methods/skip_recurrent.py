@@ -100,9 +100,11 @@ columns in other orders, and the spikes could differ in the last bit of r).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -194,14 +196,14 @@ def span_mixture(weights: torch.Tensor, history: Sequence[torch.Tensor]) -> torc
 # --------------------------------------------------------------------------- the fused layer
 
 
-def _step_forward(rec, c, v, rows, h, t, row, constants, hard, recurrent):
+def _step_forward(rec, c, v, spikes, h, t, constants, hard, recurrent):
     """numba kernel, one step t: I = rec + c[t] (c[t] alone if not recurrent), H = v decay + I,
-    S = (H - theta >= 0) into rows[row], H into h[t] (h[0] if h has one row), reset v in place.
+    S = (H - theta >= 0) into spikes[t], H into h[t] (h[0] if h has one row), reset v in place.
     The per-step module's operations in its order (soft: v - theta S; hard: S 0 + (1 - S) H)."""
     decay, threshold = constants[0], constants[1]
     one = constants[0] - constants[0] + 1
     zero = one - one
-    c_t, s_t, h_t = c[t], rows[row], h[t % h.shape[0]]
+    c_t, s_t, h_t = c[t], spikes[t], h[t % h.shape[0]]
     for i in range(v.shape[0]):
         u = v[i] * decay + (rec[i] + c_t[i] if recurrent else c_t[i])
         s = one if u - threshold >= zero else zero
@@ -210,29 +212,31 @@ def _step_forward(rec, c, v, rows, h, t, row, constants, hard, recurrent):
         h_t[i] = u
 
 
-def _step_backward(h, t, grads, row, carry, grad_current, constants, hard, detach):
-    """numba kernel, one reverse step t: G = dL/dS g + carry dV/dH into grad_current[row], carry <- decay G.
+def _step_backward(h, grad_spikes, pending, t, carry, grad_current, constants, hard, detach):
+    """numba kernel, one reverse step t: G = dL/dS g + carry dV/dH into grad_current[t], carry <- decay G.
 
-    grads[row] holds dL/dS[t] (all later uses of S[t] included), carry dL/dV[t] on entry and
-    dL/dV[t-1] on exit; g = c max(0, 1 - c |H - theta|), c = 2 / width (Triangle); S recomputed
-    from H as in the forward; dV/dH = 1 - theta g (soft) or 1 - S - H g (hard), g -> 0 if detach.
+    dL/dS[t] = grad_spikes[t] + pending (the later steps' use of S[t]; pending is zeroed for reuse),
+    carry dL/dV[t] on entry and dL/dV[t-1] on exit; g = c max(0, 1 - c |H - theta|), c = 2 / width
+    (Triangle); S recomputed from H as in the forward; dV/dH = 1 - theta g (soft) or 1 - S - H g
+    (hard), g -> 0 if detach.
     """
     decay, threshold, c = constants[0], constants[1], constants[2]
     one = decay - decay + 1
     zero = one - one
-    h_t, gs_t, g_t = h[t], grads[row], grad_current[row]
+    h_t, gs_t, g_t = h[t], grad_spikes[t], grad_current[t]
     for i in range(carry.shape[0]):
         z = h_t[i] - threshold
         g = max(zero, one - abs(z) * c) * c
         through = zero if detach else g
         dv_dh = (zero if z >= zero else one) - h_t[i] * through if hard else one - threshold * through
-        grad = gs_t[i] * g + carry[i] * dv_dh
+        grad = (gs_t[i] + pending[i]) * g + carry[i] * dv_dh
+        pending[i] = zero
         g_t[i] = grad
         carry[i] = decay * grad
 
 
-def _mix(weights, rows, lo, out, block):
-    """numba kernel: out = sum_j weights[j] rows[lo + j] (j < K < 256), in the order of torch.sum over
+def _mix(weights, spikes, past, t, out, block):
+    """numba kernel: out = sum_j weights[j] S[t-1-j] (j < K < 256; S[u] = past[K + u] for u < 0), in the order of torch.sum over
     dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of 16 terms, each summed
     from 0, added one after another; the last, partial block summed from 0 and added last. That is
     ATen's order for the columns it sums in whole groups of vectors (rows of a multiple of 64
@@ -241,7 +245,8 @@ def _mix(weights, rows, lo, out, block):
     out[:] = zero
     block[:] = zero
     for j in range(weights.shape[0]):
-        w, s = weights[j], rows[lo + j]
+        u = t - 1 - j
+        w, s = weights[j], spikes[u] if u >= 0 else past[past.shape[0] + u]
         for i in range(out.shape[0]):
             block[i] += w * s[i]
         if j % 16 == 15:
@@ -252,23 +257,132 @@ def _mix(weights, rows, lo, out, block):
         out[i] = block[i] + out[i]
 
 
-def _mix_backward(weights, rows, lo, dr, grads, r, products):
-    """numba kernel, the mixture's share of one reverse step: grads[lo + j] += weights[j] dr (dL/dS of
-    the K earlier steps), r = sum_j weights[j] rows[lo + j] (for dL/dW, any order), and
-    products[j] += rows[lo + j] dr (summed over neurons after the loop: dL/dweights[j])."""
+def _recompute(h, past, u, threshold, out):
+    """numba kernel: out = S[u], from H as in the forward (u >= 0) or the carried vector past[K + u]."""
+    if u < 0:
+        out[:] = past[past.shape[0] + u]
+        return
+    zero = threshold - threshold
+    one = zero + 1
+    h_u = h[u]
+    for i in range(out.shape[0]):
+        out[i] = one if h_u[i] - threshold >= zero else zero
+
+
+def _mix_backward(weights, recent, t, dr, pending, r, products):
+    """numba kernel, the mixture's share of one reverse step: pending[u % K] += weights[j] dr (dL/dS of
+    the K earlier steps u = t-1-j), r = sum_j weights[j] S[u] (for dL/dW, any order), and
+    products[j] += S[u] dr (summed over neurons after the loop: dL/dweights[j]); recent[u % K] = S[u]."""
+    span = weights.shape[0]
     r[:] = weights[0] - weights[0]
-    for j in range(weights.shape[0]):
-        w, s, g, p = weights[j], rows[lo + j], grads[lo + j], products[j]
+    for j in range(span):
+        u = (t - 1 - j) % span
+        w, s, g, p = weights[j], recent[u], pending[u], products[j]
         for i in range(dr.shape[0]):
             g[i] += w * dr[i]
             r[i] += w * s[i]
             p[i] += s[i] * dr[i]
 
 
+def _torch_gemm():
+    """(sgemm, dgemm): numba handles on the BLAS routines that torch.mm calls on the CPU (exported by
+    libtorch_cpu, e.g. MKL's in the x86 wheels), so that a product in numba has torch's bits; None
+    where numba or those symbols are missing."""
+    try:
+        import llvmlite.binding
+        from numba import types
+    except ImportError:
+        return None
+    found = sorted(Path(torch.__file__).parent.joinpath("lib").glob("libtorch_cpu.*"))
+    try:
+        library = ctypes.CDLL(str(found[0]))
+        addresses = [ctypes.cast(getattr(library, name), ctypes.c_void_p).value for name in ("sgemm_", "dgemm_")]
+    except (IndexError, OSError, AttributeError):
+        return None
+    routines = []
+    for name, address in zip(("sgemm_", "dgemm_"), addresses):
+        llvmlite.binding.add_symbol(name, address)
+        routines.append(types.ExternalFunction(name, types.void(*[types.voidptr] * 13)))
+    return tuple(routines)
+
+
+def _blas(sgemm, dgemm):
+    """The kernel `gemm` calling `sgemm` / `dgemm` (from `_torch_gemm`), by the array's precision."""
+
+    def gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        """numba kernel: c = op(a) op(b) + beta c, BLAS's column-major gemm (a row-major [rows, cols]
+        array is its column-major transpose, leading dimension cols)."""
+        ints = np.array([ord("T") if transpose_a else ord("N"), ord("T") if transpose_b else ord("N"),
+                         m, n, k, lda, ldb, ldc], np.int32)
+        scalars = np.empty(2, c.dtype)
+        scalars[0], scalars[1] = 1, beta
+        args = (ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes, ints[3:].ctypes, ints[4:].ctypes, scalars.ctypes,
+                a.ctypes, ints[5:].ctypes, b.ctypes, ints[6:].ctypes, scalars[1:].ctypes, c.ctypes, ints[7:].ctypes)
+        if c.itemsize == 4:
+            sgemm(*args)
+        else:
+            dgemm(*args)
+
+    return gemm
+
+
+def _loops(gemm, step_forward, step_backward, mix, recompute, mix_backward):
+    """The forward and backward loops over t, calling the compiled step kernels and `gemm`."""
+
+    def forward(c, weight, mixture, lag, v, past, spikes, h, constants, hard):
+        """numba kernel, the whole forward: per step the recurrent input r (S[t - lag], or the mixture
+        if `mixture` is not empty), rec = r W^T as torch.mm(r, W.t()) computes it, then the step."""
+        steps, size = c.shape
+        width = weight.shape[0]
+        rec, mixed, block = np.zeros(size, c.dtype), np.empty(size, c.dtype), np.empty(size, c.dtype)
+        for t in range(steps):
+            if width:
+                u = t - lag
+                r = mixed if mixture.shape[0] else spikes[u] if u >= 0 else past[past.shape[0] + u]
+                if mixture.shape[0]:
+                    mix(mixture, spikes, past, t, mixed, block)
+                gemm(True, False, width, size // width, width, weight, width, r, width, 0, rec, width)
+            step_forward(rec, c, v, spikes, h, t, constants, hard, width > 0)
+
+    def backward(h, grad_spikes, carry, grad_current, weight, grad_weight, mixture, products, lag, past, pending,
+                 recent, constants, hard, detach):
+        """numba kernel, the whole backward (module docstring). pending[u % K] gathers dL/dS[u] from the
+        steps after u until step u reads it; recent[u % K] holds S[u] for the K steps before t."""
+        steps, size = h.shape
+        width, span = weight.shape[0], pending.shape[0]
+        dr, mixed = np.empty(size, h.dtype), np.empty(size, h.dtype)
+        for u in range(steps - 1 - span, steps - 1 if width else steps - 1 - span):
+            recompute(h, past, u, constants[1], recent[u % span])
+        for t in range(steps - 1, -1, -1):
+            step_backward(h, grad_spikes, pending[t % span], t, carry, grad_current, constants, hard, detach)
+            if not width:
+                continue
+            g_t = grad_current[t]
+            gemm(False, False, width, size // width, width, weight, width, g_t, width, 0, dr, width)  # dL/dr = G W
+            u = (t - lag) % span
+            if mixture.shape[0]:
+                mix_backward(mixture, recent, t, dr, pending, mixed, products)
+            else:
+                pending_u = pending[u]
+                for i in range(size):
+                    pending_u[i] += dr[i]
+            r = mixed if mixture.shape[0] else recent[u]
+            gemm(False, True, width, width, size // width, r, width, g_t, width, 1, grad_weight, width)  # += G^T r
+            if t:
+                recompute(h, past, t - 1 - span, constants[1], recent[(t - 1 - span) % span])
+
+    return forward, backward
+
+
 @functools.cache
 def _kernels():
-    """(forward step, backward step, mixture, mixture backward) compiled by numba, or None without numba."""
-    return neurons.jit_kernels(_step_forward, _step_backward, _mix, _mix_backward)
+    """(forward loop, backward loop, mixture) compiled by numba, or None without numba or torch's BLAS."""
+    blas = _torch_gemm()
+    steps = neurons.jit_kernels(_step_forward, _step_backward, _mix, _recompute, _mix_backward)
+    if blas is None or steps is None:
+        return None
+    (gemm,) = neurons.jit_kernels(_blas(*blas))
+    return (*neurons.jit_kernels(*_loops(gemm, *steps)), steps[2])
 
 
 @dataclass(frozen=True)
@@ -282,44 +396,37 @@ class _Spec:
     constants: np.ndarray
 
 
+def _rows(tensor, size: int, like: torch.Tensor) -> np.ndarray:
+    """`tensor` (None: an empty one) as a C-contiguous numpy array of rows of `size` elements."""
+    if tensor is None:
+        return np.empty((0, size), neurons._NUMPY_TYPES[like.dtype])
+    return tensor.detach().contiguous().view(-1, size).numpy()
+
+
 def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool):
     """The forward loop: (spikes [T, B, H], final v [B, H], H [T, B, H] or its last step).
 
-    rows [T + K, B, H] holds the spikes latest first, rows[T - 1 - t] = S[t], then the K past
-    vectors (rows[T + K - 1] the oldest), so that s[t-1], ..., s[t-K] are the contiguous block
-    rows[T - t : T - t + K], stacked as the per-step path stacks them.
+    past [K, B, H] holds the K carried spike vectors, oldest first: past[K - j] = S[-j].
     """
     steps, size = current.shape[0], current[0].numel()
-    span = 0 if past is None else past.shape[0]
     c = current.detach().contiguous()
-    rows = c.new_empty((steps + span, *c.shape[1:]))
-    if span:
-        rows[steps:] = past.detach().flip(0)
+    spikes = torch.empty_like(c)
     h = torch.empty_like(c) if keep_h else c.new_empty((1, *c.shape[1:]))
     state = v.detach().clone(memory_format=torch.contiguous_format)
-    rec, mixed = c.new_zeros(c.shape[1:]), c.new_empty(c.shape[1:])
-    arrays = rec.view(-1).numpy(), c.view(steps, size).numpy(), state.view(-1).numpy()
-    out = rows.view(-1, size).numpy(), h.view(h.shape[0], size).numpy()
-    if mixture is not None:
-        mix = mixture.detach().numpy(), out[0], mixed.view(-1).numpy(), np.empty(size, out[0].dtype)
-    step, mix_step = _kernels()[0], _kernels()[2]
-    with one_torch_thread():  # per-step products far below a parallel grain (MKL: same bits)
-        for t in range(steps):
-            i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
-            if weight is not None:
-                if mixture is not None:
-                    mix_step(*mix[:2], i, *mix[2:])
-                torch.mm(mixed if mixture is not None else rows[i + spec.lag - 1], weight.detach().t(), out=rec)
-            step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
-    return rows[:steps].flip(0), state, h
+    width = 0 if weight is None else weight.shape[0]
+    with one_torch_thread():  # the BLAS called per step: one thread (the per-step path's, same bits)
+        _kernels()[0](c.view(steps, size).numpy(), _rows(weight, width, c), _rows(mixture, 1, c).reshape(-1),
+                      spec.lag, state.view(-1).numpy(), _rows(past, size, c), spikes.view(steps, size).numpy(),
+                      h.view(h.shape[0], size).numpy(), spec.constants, spec.hard)
+    return spikes, state, h
 
 
 class _SkipRecurrence(torch.autograd.Function):
     """A whole layer over the sequence: forward(current, weight, mixture, v, past, spec) -> (spikes, final v).
 
     Saves H [T, B, H] only (and the [H, H], [K] and [K, B, H] inputs); the spikes are recomputed
-    from it. Backward: one reverse loop over t, the per-step dL/dr = G W and its scatter to the
-    K earlier spike vectors; dL/dW = sum_t G[t]^T r[t] in one product after the loop.
+    from it. Backward: one reverse loop over t in numba, per step dL/dr = G W, its scatter to the
+    K earlier spike vectors and dL/dW += G^T r.
     """
 
     @staticmethod
@@ -335,40 +442,22 @@ class _SkipRecurrence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_v):
         h, weight, mixture, past = ctx.saved_tensors
         spec, (steps, size) = ctx.spec, (h.shape[0], h[0].numel())
-        span = 0 if past is None else past.shape[0]
-        if span:  # the forward's spike rows, recomputed from H
-            rows = torch.cat([torch.ge(h - float(spec.constants[1]), 0).to(h.dtype).flip(0), past.flip(0)])
-        grads = h.new_zeros((steps + span, *h.shape[1:]))  # dL/dS, rows as in the forward
-        if grad_spikes is not None:
-            grads[:steps] = grad_spikes.flip(0)
+        span = 1 if past is None else past.shape[0]
+        grad_spikes = torch.zeros_like(h) if grad_spikes is None else grad_spikes.contiguous()
         carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()
-        grad_rows = torch.empty_like(h)  # dL/dI[t] = dL/dc[t] at row T - 1 - t
-        dr = h.new_empty(h.shape[1:])
-        arrays = h.view(steps, size).numpy(), grads.view(-1, size).numpy()
-        out = carry.numpy(), grad_rows.view(steps, size).numpy()
-        if mixture is not None:
-            mixed = torch.empty_like(h)  # r[t], rows as grad_rows
-            products = h.new_zeros((span, size))
-            mix = mixture.numpy(), rows.view(-1, size).numpy(), dr.view(-1).numpy(), arrays[1]
-        step, mix_step = _kernels()[1], _kernels()[3]
+        grad_current = torch.empty_like(h)  # dL/dI[t] = dL/dc[t]
+        width = 0 if weight is None else weight.shape[0]
+        grad_weight = None if weight is None else h.new_zeros(weight.shape)
+        products = h.new_zeros((0 if mixture is None else span, size))  # dL/dp_j per neuron
+        pending, recent = h.new_zeros((span, size)), h.new_empty((span, size))
         with one_torch_thread():
-            for t in range(steps - 1, -1, -1):
-                i = steps - t
-                step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
-                if weight is None:
-                    continue
-                torch.mm(grad_rows[i - 1], weight, out=dr)
-                if mixture is None:
-                    grads[i + spec.lag - 1].add_(dr)
-                else:
-                    mix_step(*mix[:2], i, *mix[2:], mixed[i - 1].view(-1).numpy(), products.numpy())
-        grad_weight = None
-        if weight is not None and ctx.needs_input_grad[1]:
-            r = rows[spec.lag : spec.lag + steps] if mixture is None else mixed
-            grad_weight = grad_rows.view(-1, weight.shape[0]).t().mm(r.view(-1, weight.shape[1]))
+            _kernels()[1](h.view(steps, size).numpy(), grad_spikes.view(steps, size).numpy(), carry.numpy(),
+                          grad_current.view(steps, size).numpy(), _rows(weight, width, h),
+                          _rows(grad_weight, width, h), _rows(mixture, 1, h).reshape(-1), products.numpy(), spec.lag,
+                          _rows(past, size, h), pending.numpy(), recent.numpy(), spec.constants, spec.hard, spec.detach)
         grad_mixture = None if mixture is None else products.sum(1, dtype=torch.float64).to(mixture.dtype)
-        return (grad_rows.flip(0), grad_weight, grad_mixture, carry.view(h.shape[1:]),
-                grads[steps:].flip(0) if span else None, None)
+        return (grad_current, grad_weight if ctx.needs_input_grad[1] else None, grad_mixture, carry.view(h.shape[1:]),
+                None if past is None else pending.view(past.shape), None)
 
 
 def _run_layer(spec: _Spec, current, weight, mixture, v, past):
