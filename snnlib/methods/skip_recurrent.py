@@ -100,11 +100,9 @@ columns in other orders, and the spikes could differ in the last bit of r).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -284,105 +282,15 @@ def _mix_backward(weights, recent, t, dr, pending, r, products):
             p[i] += s[i] * dr[i]
 
 
-def _torch_gemm():
-    """(sgemm, dgemm): numba handles on the BLAS routines that torch.mm calls on the CPU (exported by
-    libtorch_cpu, e.g. MKL's in the x86 wheels), so that a product in numba has torch's bits; None
-    where numba or those symbols are missing."""
-    try:
-        import llvmlite.binding
-        from numba import types
-    except ImportError:
-        return None
-    found = sorted(Path(torch.__file__).parent.joinpath("lib").glob("libtorch_cpu.*"))
-    try:
-        library = ctypes.CDLL(str(found[0]))
-        addresses = [ctypes.cast(getattr(library, name), ctypes.c_void_p).value for name in ("sgemm_", "dgemm_")]
-    except (IndexError, OSError, AttributeError):
-        return None
-    routines = []
-    for name, address in zip(("sgemm_", "dgemm_"), addresses):
-        llvmlite.binding.add_symbol(name, address)
-        routines.append(types.ExternalFunction(name, types.void(*[types.voidptr] * 13)))
-    return tuple(routines)
-
-
-def _blas(sgemm, dgemm):
-    """The kernel `gemm` calling `sgemm` / `dgemm` (from `_torch_gemm`), by the array's precision."""
-
-    def gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
-        """numba kernel: c = op(a) op(b) + beta c, BLAS's column-major gemm (a row-major [rows, cols]
-        array is its column-major transpose, leading dimension cols)."""
-        ints = np.array([ord("T") if transpose_a else ord("N"), ord("T") if transpose_b else ord("N"),
-                         m, n, k, lda, ldb, ldc], np.int32)
-        scalars = np.empty(2, c.dtype)
-        scalars[0], scalars[1] = 1, beta
-        args = (ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes, ints[3:].ctypes, ints[4:].ctypes, scalars.ctypes,
-                a.ctypes, ints[5:].ctypes, b.ctypes, ints[6:].ctypes, scalars[1:].ctypes, c.ctypes, ints[7:].ctypes)
-        if c.itemsize == 4:
-            sgemm(*args)
-        else:
-            dgemm(*args)
-
-    return gemm
-
-
-def _loops(gemm, step_forward, step_backward, mix, recompute, mix_backward):
-    """The forward and backward loops over t, calling the compiled step kernels and `gemm`."""
-
-    def forward(c, weight, mixture, lag, v, past, spikes, h, constants, hard):
-        """numba kernel, the whole forward: per step the recurrent input r (S[t - lag], or the mixture
-        if `mixture` is not empty), rec = r W^T as torch.mm(r, W.t()) computes it, then the step."""
-        steps, size = c.shape
-        width = weight.shape[0]
-        rec, mixed, block = np.zeros(size, c.dtype), np.empty(size, c.dtype), np.empty(size, c.dtype)
-        for t in range(steps):
-            if width:
-                u = t - lag
-                r = mixed if mixture.shape[0] else spikes[u] if u >= 0 else past[past.shape[0] + u]
-                if mixture.shape[0]:
-                    mix(mixture, spikes, past, t, mixed, block)
-                gemm(True, False, width, size // width, width, weight, width, r, width, 0, rec, width)
-            step_forward(rec, c, v, spikes, h, t, constants, hard, width > 0)
-
-    def backward(h, grad_spikes, carry, grad_current, weight, grad_weight, mixture, products, lag, past, pending,
-                 recent, constants, hard, detach):
-        """numba kernel, the whole backward (module docstring). pending[u % K] gathers dL/dS[u] from the
-        steps after u until step u reads it; recent[u % K] holds S[u] for the K steps before t."""
-        steps, size = h.shape
-        width, span = weight.shape[0], pending.shape[0]
-        dr, mixed = np.empty(size, h.dtype), np.empty(size, h.dtype)
-        for u in range(steps - 1 - span, steps - 1 if width else steps - 1 - span):
-            recompute(h, past, u, constants[1], recent[u % span])
-        for t in range(steps - 1, -1, -1):
-            step_backward(h, grad_spikes, pending[t % span], t, carry, grad_current, constants, hard, detach)
-            if not width:
-                continue
-            g_t = grad_current[t]
-            gemm(False, False, width, size // width, width, weight, width, g_t, width, 0, dr, width)  # dL/dr = G W
-            u = (t - lag) % span
-            if mixture.shape[0]:
-                mix_backward(mixture, recent, t, dr, pending, mixed, products)
-            else:
-                pending_u = pending[u]
-                for i in range(size):
-                    pending_u[i] += dr[i]
-            r = mixed if mixture.shape[0] else recent[u]
-            gemm(False, True, width, width, size // width, r, width, g_t, width, 1, grad_weight, width)  # += G^T r
-            if t:
-                recompute(h, past, t - 1 - span, constants[1], recent[(t - 1 - span) % span])
-
-    return forward, backward
-
-
 @functools.cache
 def _kernels():
-    """(forward loop, backward loop, mixture) compiled by numba, or None without numba or torch's BLAS."""
-    blas = _torch_gemm()
-    steps = neurons.jit_kernels(_step_forward, _step_backward, _mix, _recompute, _mix_backward)
-    if blas is None or steps is None:
+    """(forward loop, backward loop, mixture) compiled by numba (`snnlib.methods._skip_loops`), or None
+    without numba or without torch's BLAS routines."""
+    try:
+        from snnlib.methods import _skip_loops
+    except ImportError:
         return None
-    (gemm,) = neurons.jit_kernels(_blas(*blas))
-    return (*neurons.jit_kernels(*_loops(gemm, *steps)), steps[2])
+    return _skip_loops.forward, _skip_loops.backward, _skip_loops.mix
 
 
 @dataclass(frozen=True)
