@@ -72,29 +72,32 @@ Departures, and why:
 
 Fused path. A layer's whole sequence runs as one autograd Function (`_SkipRecurrence`) given
 c [T, B, H], W_rec, the mixture weights p [K] (soft ASRC; else the lag k or j*) and the carried
-membrane and last K spike vectors. Forward: a loop over t, each step one torch matrix product
-r[t] W_rec^T (on one torch thread) and a numba kernel for I, v, s and the reset, with the
-per-step path's floating-point operations in its order; the soft mixture r[t] is a numba
-kernel that sums in torch.sum's order (ATen's cascade: blocks of 16 terms), so the spikes are
-bit-identical to the per-step path's. Spikes live in one buffer, latest first, so that
-s[t-1..t-K] is a contiguous block. Saved for backward: H[t] = v[t] before the reset, 4 bytes per
-neuron-step in float32 (8 in float64), plus W_rec, p and the K carried spike vectors; s and the
-slope are recomputed from H (the per-step path saves ~11.6 bytes per neuron-step in float32,
-tests/test_fused_skip_recurrent.py). Backward, one reverse loop over t, with G[t] = dL/dI[t]:
+membrane and last K spike vectors. Forward: one numba loop over t (`snnlib.methods._skip_loops`),
+each step the product r[t] W_rec^T by the BLAS routine torch.mm itself calls on the CPU (torch's
+exported sgemm_/dgemm_, with torch.mm's arguments, on one thread), then I, v, s and the reset with
+the per-step path's floating-point operations in its order; the soft mixture r[t] is summed in
+torch.sum's order (ATen's cascade: blocks of 16 terms), so the spikes are bit-identical to the
+per-step path's. No Python runs per step and no [T, B, H] buffer is made but the spikes and H.
+Saved for backward: H[t] = v[t] before the reset, 4 bytes per neuron-step in float32 (8 in
+float64), plus W_rec, p and the K carried spike vectors; s and the slope are recomputed from H
+(the per-step path saves ~11.6 bytes per neuron-step in float32, tests/test_fused_skip_recurrent.py).
+Backward, one reverse numba loop over t, with G[t] = dL/dI[t]:
 
     G[t]      = dL/ds[t] g[t] + dL/dv[t] dv/dh[t],      g[t] = max(0, 1 - |H[t] - theta|)
     dv/dh[t]  = 1 - theta g[t] (soft) or 1 - s[t] - H[t] g[t] (hard); g -> 0 in it if detach_reset
     dL/dv[t-1] = decay G[t];   dL/dc[t] = G[t];   dL/dr[t] = G[t] W_rec
     dL/ds[t-j] += p_j dL/dr[t] (soft) or dL/ds[t-k] += dL/dr[t]; dL/dp_j = sum_t <dL/dr[t], s[t-j]>
-    dL/dW_rec = sum_t G[t]^T r[t]   (one product after the loop, r recomputed from the spikes)
+    dL/dW_rec = sum_t G[t]^T r[t]   (one BLAS product per step, r recomputed from H)
 
-where dL/ds[t] includes the later steps' use of s[t] by the time step t is reached. Gradients
-reach the carried membrane and spike history (a state carried from an earlier call keeps its
-graph, as in the per-step path). The per-step path runs instead under SNNLIB_FUSED=0
+where dL/ds[t] includes the later steps' use of s[t] by the time step t is reached: those uses
+gather in a ring of K rows (row u mod K for s[u]), and a second ring holds s[t-1..t-K]
+recomputed from H. Gradients reach the carried membrane and spike history (a state carried from
+an earlier call keeps its graph, as in the per-step path). The per-step path runs instead under SNNLIB_FUSED=0
 (`snnlib.neurons.fused_enabled`), off the CPU, in dtypes other than float32/float64, with a
-surrogate other than snnlib's non-strict spiking Triangle, without numba, and for the soft
-mixture with K >= 256 or a step of B H neurons not a multiple of 64 (ATen then sums some
-columns in other orders, and the spikes could differ in the last bit of r).
+surrogate other than snnlib's non-strict spiking Triangle, without numba or where torch's CPU
+library exports no sgemm_/dgemm_, and for the soft mixture with K >= 256 or a step of B H
+neurons not a multiple of 64 (ATen then sums some columns in other orders, and the spikes could
+differ in the last bit of r).
 """
 
 from __future__ import annotations
@@ -234,11 +237,12 @@ def _step_backward(h, grad_spikes, pending, t, carry, grad_current, constants, h
 
 
 def _mix(weights, spikes, past, t, out, block):
-    """numba kernel: out = sum_j weights[j] S[t-1-j] (j < K < 256; S[u] = past[K + u] for u < 0), in the order of torch.sum over
-    dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of 16 terms, each summed
-    from 0, added one after another; the last, partial block summed from 0 and added last. That is
-    ATen's order for the columns it sums in whole groups of vectors (rows of a multiple of 64
-    elements); its leftover columns use other orders, so the fused path takes only such rows."""
+    """numba kernel: out = sum_j weights[j] S[t-1-j] (j < K < 256; S[u] = past[K + u] for u < 0), in
+    the order of torch.sum over dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of
+    16 terms, each summed from 0, added one after another; the last, partial block summed from 0
+    and added last. That is ATen's order for the columns it sums in whole groups of vectors (rows
+    of a multiple of 64 elements); its leftover columns use other orders, so the fused path takes
+    only such rows."""
     zero = weights[0] - weights[0]
     out[:] = zero
     block[:] = zero
