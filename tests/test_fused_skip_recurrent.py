@@ -94,10 +94,11 @@ def test_mixture_in_torch_sum_order():
     for dtype in (torch.float32, torch.float64):
         for span in [1, 2, 15, 16, 17, 31, 32, 33, 41, 100, 255]:
             weights = torch.softmax(torch.randn(span, generator=generator, dtype=dtype) * 3, 0)
-            rows = (torch.rand(span + 3, 192, generator=generator) < 0.5).to(dtype)
+            rows = (torch.rand(span + 3, 192, generator=generator) < 0.5).to(dtype)  # S[-K], ..., S[2]
             out, block = torch.empty(192, dtype=dtype), torch.empty(192, dtype=dtype)
-            mix(weights.numpy(), rows.numpy(), 2, out.numpy(), block.numpy())
-            assert torch.equal(out, (weights[:, None] * rows[2 : 2 + span]).sum(0)), (dtype, span)
+            mix(weights.numpy(), rows[span:].numpy(), rows[:span].numpy(), 2, out.numpy(), block.numpy())
+            history = rows[2 : span + 2].flip(0)  # S[1], S[0], ..., S[2 - K]: most recent first
+            assert torch.equal(out, (weights[:, None] * history).sum(0)), (dtype, span)
     layer = sr.SkipRecurrentLayer(D, 7, recurrence="asrc", span=4)
     assert layer._fused(torch.zeros(T, 64, 7)) and not layer._fused(torch.zeros(T, 5, 7))
     layer.eval()

@@ -72,29 +72,32 @@ Departures, and why:
 
 Fused path. A layer's whole sequence runs as one autograd Function (`_SkipRecurrence`) given
 c [T, B, H], W_rec, the mixture weights p [K] (soft ASRC; else the lag k or j*) and the carried
-membrane and last K spike vectors. Forward: a loop over t, each step one torch matrix product
-r[t] W_rec^T (on one torch thread) and a numba kernel for I, v, s and the reset, with the
-per-step path's floating-point operations in its order; the soft mixture r[t] is a numba
-kernel that sums in torch.sum's order (ATen's cascade: blocks of 16 terms), so the spikes are
-bit-identical to the per-step path's. Spikes live in one buffer, latest first, so that
-s[t-1..t-K] is a contiguous block. Saved for backward: H[t] = v[t] before the reset, 4 bytes per
-neuron-step in float32 (8 in float64), plus W_rec, p and the K carried spike vectors; s and the
-slope are recomputed from H (the per-step path saves ~11.6 bytes per neuron-step in float32,
-tests/test_fused_skip_recurrent.py). Backward, one reverse loop over t, with G[t] = dL/dI[t]:
+membrane and last K spike vectors. Forward: one numba loop over t (`snnlib.methods._skip_loops`),
+each step the product r[t] W_rec^T by the BLAS routine torch.mm itself calls on the CPU (torch's
+exported sgemm_/dgemm_, with torch.mm's arguments, on one thread), then I, v, s and the reset with
+the per-step path's floating-point operations in its order; the soft mixture r[t] is summed in
+torch.sum's order (ATen's cascade: blocks of 16 terms), so the spikes are bit-identical to the
+per-step path's. No Python runs per step and no [T, B, H] buffer is made but the spikes and H.
+Saved for backward: H[t] = v[t] before the reset, 4 bytes per neuron-step in float32 (8 in
+float64), plus W_rec, p and the K carried spike vectors; s and the slope are recomputed from H
+(the per-step path saves ~11.6 bytes per neuron-step in float32, tests/test_fused_skip_recurrent.py).
+Backward, one reverse numba loop over t, with G[t] = dL/dI[t]:
 
     G[t]      = dL/ds[t] g[t] + dL/dv[t] dv/dh[t],      g[t] = max(0, 1 - |H[t] - theta|)
     dv/dh[t]  = 1 - theta g[t] (soft) or 1 - s[t] - H[t] g[t] (hard); g -> 0 in it if detach_reset
     dL/dv[t-1] = decay G[t];   dL/dc[t] = G[t];   dL/dr[t] = G[t] W_rec
     dL/ds[t-j] += p_j dL/dr[t] (soft) or dL/ds[t-k] += dL/dr[t]; dL/dp_j = sum_t <dL/dr[t], s[t-j]>
-    dL/dW_rec = sum_t G[t]^T r[t]   (one product after the loop, r recomputed from the spikes)
+    dL/dW_rec = sum_t G[t]^T r[t]   (one BLAS product per step, r recomputed from H)
 
-where dL/ds[t] includes the later steps' use of s[t] by the time step t is reached. Gradients
-reach the carried membrane and spike history (a state carried from an earlier call keeps its
-graph, as in the per-step path). The per-step path runs instead under SNNLIB_FUSED=0
+where dL/ds[t] includes the later steps' use of s[t] by the time step t is reached: those uses
+gather in a ring of K rows (row u mod K for s[u]), and a second ring holds s[t-1..t-K]
+recomputed from H. Gradients reach the carried membrane and spike history (a state carried from
+an earlier call keeps its graph, as in the per-step path). The per-step path runs instead under SNNLIB_FUSED=0
 (`snnlib.neurons.fused_enabled`), off the CPU, in dtypes other than float32/float64, with a
-surrogate other than snnlib's non-strict spiking Triangle, without numba, and for the soft
-mixture with K >= 256 or a step of B H neurons not a multiple of 64 (ATen then sums some
-columns in other orders, and the spikes could differ in the last bit of r).
+surrogate other than snnlib's non-strict spiking Triangle, without numba or where torch's CPU
+library exports no sgemm_/dgemm_, and for the soft mixture with K >= 256 or a step of B H
+neurons not a multiple of 64 (ATen then sums some columns in other orders, and the spikes could
+differ in the last bit of r).
 """
 
 from __future__ import annotations
@@ -194,81 +197,15 @@ def span_mixture(weights: torch.Tensor, history: Sequence[torch.Tensor]) -> torc
 # --------------------------------------------------------------------------- the fused layer
 
 
-def _step_forward(rec, c, v, rows, h, t, row, constants, hard, recurrent):
-    """numba kernel, one step t: I = rec + c[t] (c[t] alone if not recurrent), H = v decay + I,
-    S = (H - theta >= 0) into rows[row], H into h[t] (h[0] if h has one row), reset v in place.
-    The per-step module's operations in its order (soft: v - theta S; hard: S 0 + (1 - S) H)."""
-    decay, threshold = constants[0], constants[1]
-    one = constants[0] - constants[0] + 1
-    zero = one - one
-    c_t, s_t, h_t = c[t], rows[row], h[t % h.shape[0]]
-    for i in range(v.shape[0]):
-        u = v[i] * decay + (rec[i] + c_t[i] if recurrent else c_t[i])
-        s = one if u - threshold >= zero else zero
-        v[i] = s * zero + (one - s) * u if hard else u - threshold * s
-        s_t[i] = s
-        h_t[i] = u
-
-
-def _step_backward(h, t, grads, row, carry, grad_current, constants, hard, detach):
-    """numba kernel, one reverse step t: G = dL/dS g + carry dV/dH into grad_current[row], carry <- decay G.
-
-    grads[row] holds dL/dS[t] (all later uses of S[t] included), carry dL/dV[t] on entry and
-    dL/dV[t-1] on exit; g = c max(0, 1 - c |H - theta|), c = 2 / width (Triangle); S recomputed
-    from H as in the forward; dV/dH = 1 - theta g (soft) or 1 - S - H g (hard), g -> 0 if detach.
-    """
-    decay, threshold, c = constants[0], constants[1], constants[2]
-    one = decay - decay + 1
-    zero = one - one
-    h_t, gs_t, g_t = h[t], grads[row], grad_current[row]
-    for i in range(carry.shape[0]):
-        z = h_t[i] - threshold
-        g = max(zero, one - abs(z) * c) * c
-        through = zero if detach else g
-        dv_dh = (zero if z >= zero else one) - h_t[i] * through if hard else one - threshold * through
-        grad = gs_t[i] * g + carry[i] * dv_dh
-        g_t[i] = grad
-        carry[i] = decay * grad
-
-
-def _mix(weights, rows, lo, out, block):
-    """numba kernel: out = sum_j weights[j] rows[lo + j] (j < K < 256), in the order of torch.sum over
-    dim 0 of the stacked products (ATen's cascade sum on CPU): blocks of 16 terms, each summed
-    from 0, added one after another; the last, partial block summed from 0 and added last. That is
-    ATen's order for the columns it sums in whole groups of vectors (rows of a multiple of 64
-    elements); its leftover columns use other orders, so the fused path takes only such rows."""
-    zero = weights[0] - weights[0]
-    out[:] = zero
-    block[:] = zero
-    for j in range(weights.shape[0]):
-        w, s = weights[j], rows[lo + j]
-        for i in range(out.shape[0]):
-            block[i] += w * s[i]
-        if j % 16 == 15:
-            for i in range(out.shape[0]):
-                out[i] += block[i]
-            block[:] = zero
-    for i in range(out.shape[0]):
-        out[i] = block[i] + out[i]
-
-
-def _mix_backward(weights, rows, lo, dr, grads, r, products):
-    """numba kernel, the mixture's share of one reverse step: grads[lo + j] += weights[j] dr (dL/dS of
-    the K earlier steps), r = sum_j weights[j] rows[lo + j] (for dL/dW, any order), and
-    products[j] += rows[lo + j] dr (summed over neurons after the loop: dL/dweights[j])."""
-    r[:] = weights[0] - weights[0]
-    for j in range(weights.shape[0]):
-        w, s, g, p = weights[j], rows[lo + j], grads[lo + j], products[j]
-        for i in range(dr.shape[0]):
-            g[i] += w * dr[i]
-            r[i] += w * s[i]
-            p[i] += s[i] * dr[i]
-
-
 @functools.cache
 def _kernels():
-    """(forward step, backward step, mixture, mixture backward) compiled by numba, or None without numba."""
-    return neurons.jit_kernels(_step_forward, _step_backward, _mix, _mix_backward)
+    """(forward loop, backward loop, mixture) compiled by numba (`snnlib.methods._skip_loops`), or None
+    without numba or without torch's BLAS routines."""
+    try:
+        from snnlib.methods import _skip_loops
+    except ImportError:
+        return None
+    return _skip_loops.forward, _skip_loops.backward, _skip_loops.mix
 
 
 @dataclass(frozen=True)
@@ -282,44 +219,37 @@ class _Spec:
     constants: np.ndarray
 
 
+def _rows(tensor, size: int, like: torch.Tensor) -> np.ndarray:
+    """`tensor` (None: an empty one) as a C-contiguous numpy array of rows of `size` elements."""
+    if tensor is None:
+        return np.empty((0, size), neurons._NUMPY_TYPES[like.dtype])
+    return tensor.detach().contiguous().view(-1, size).numpy()
+
+
 def _fused_forward(spec: _Spec, current, weight, mixture, v, past, keep_h: bool):
     """The forward loop: (spikes [T, B, H], final v [B, H], H [T, B, H] or its last step).
 
-    rows [T + K, B, H] holds the spikes latest first, rows[T - 1 - t] = S[t], then the K past
-    vectors (rows[T + K - 1] the oldest), so that s[t-1], ..., s[t-K] are the contiguous block
-    rows[T - t : T - t + K], stacked as the per-step path stacks them.
+    past [K, B, H] holds the K carried spike vectors, oldest first: past[K - j] = S[-j].
     """
     steps, size = current.shape[0], current[0].numel()
-    span = 0 if past is None else past.shape[0]
     c = current.detach().contiguous()
-    rows = c.new_empty((steps + span, *c.shape[1:]))
-    if span:
-        rows[steps:] = past.detach().flip(0)
+    spikes = torch.empty_like(c)
     h = torch.empty_like(c) if keep_h else c.new_empty((1, *c.shape[1:]))
     state = v.detach().clone(memory_format=torch.contiguous_format)
-    rec, mixed = c.new_zeros(c.shape[1:]), c.new_empty(c.shape[1:])
-    arrays = rec.view(-1).numpy(), c.view(steps, size).numpy(), state.view(-1).numpy()
-    out = rows.view(-1, size).numpy(), h.view(h.shape[0], size).numpy()
-    if mixture is not None:
-        mix = mixture.detach().numpy(), out[0], mixed.view(-1).numpy(), np.empty(size, out[0].dtype)
-    step, mix_step = _kernels()[0], _kernels()[2]
-    with one_torch_thread():  # per-step products far below a parallel grain (MKL: same bits)
-        for t in range(steps):
-            i = steps - t  # rows[i:i + span] = s[t-1], ..., s[t-K]
-            if weight is not None:
-                if mixture is not None:
-                    mix_step(*mix[:2], i, *mix[2:])
-                torch.mm(mixed if mixture is not None else rows[i + spec.lag - 1], weight.detach().t(), out=rec)
-            step(*arrays, *out, t, i - 1, spec.constants, spec.hard, weight is not None)
-    return rows[:steps].flip(0), state, h
+    width = 0 if weight is None else weight.shape[0]
+    with one_torch_thread():  # the BLAS called per step: one thread (the per-step path's, same bits)
+        _kernels()[0](c.view(steps, size).numpy(), _rows(weight, width, c), _rows(mixture, 1, c).reshape(-1),
+                      spec.lag, state.view(-1).numpy(), _rows(past, size, c), spikes.view(steps, size).numpy(),
+                      h.view(h.shape[0], size).numpy(), spec.constants, spec.hard)
+    return spikes, state, h
 
 
 class _SkipRecurrence(torch.autograd.Function):
     """A whole layer over the sequence: forward(current, weight, mixture, v, past, spec) -> (spikes, final v).
 
     Saves H [T, B, H] only (and the [H, H], [K] and [K, B, H] inputs); the spikes are recomputed
-    from it. Backward: one reverse loop over t, the per-step dL/dr = G W and its scatter to the
-    K earlier spike vectors; dL/dW = sum_t G[t]^T r[t] in one product after the loop.
+    from it. Backward: one reverse loop over t in numba, per step dL/dr = G W, its scatter to the
+    K earlier spike vectors and dL/dW += G^T r.
     """
 
     @staticmethod
@@ -335,40 +265,22 @@ class _SkipRecurrence(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_v):
         h, weight, mixture, past = ctx.saved_tensors
         spec, (steps, size) = ctx.spec, (h.shape[0], h[0].numel())
-        span = 0 if past is None else past.shape[0]
-        if span:  # the forward's spike rows, recomputed from H
-            rows = torch.cat([torch.ge(h - float(spec.constants[1]), 0).to(h.dtype).flip(0), past.flip(0)])
-        grads = h.new_zeros((steps + span, *h.shape[1:]))  # dL/dS, rows as in the forward
-        if grad_spikes is not None:
-            grads[:steps] = grad_spikes.flip(0)
+        span = 1 if past is None else past.shape[0]
+        grad_spikes = torch.zeros_like(h) if grad_spikes is None else grad_spikes.contiguous()
         carry = h.new_zeros(size) if grad_v is None else grad_v.reshape(-1).clone()
-        grad_rows = torch.empty_like(h)  # dL/dI[t] = dL/dc[t] at row T - 1 - t
-        dr = h.new_empty(h.shape[1:])
-        arrays = h.view(steps, size).numpy(), grads.view(-1, size).numpy()
-        out = carry.numpy(), grad_rows.view(steps, size).numpy()
-        if mixture is not None:
-            mixed = torch.empty_like(h)  # r[t], rows as grad_rows
-            products = h.new_zeros((span, size))
-            mix = mixture.numpy(), rows.view(-1, size).numpy(), dr.view(-1).numpy(), arrays[1]
-        step, mix_step = _kernels()[1], _kernels()[3]
+        grad_current = torch.empty_like(h)  # dL/dI[t] = dL/dc[t]
+        width = 0 if weight is None else weight.shape[0]
+        grad_weight = None if weight is None else h.new_zeros(weight.shape)
+        products = h.new_zeros((0 if mixture is None else span, size))  # dL/dp_j per neuron
+        pending, recent = h.new_zeros((span, size)), h.new_empty((span, size))
         with one_torch_thread():
-            for t in range(steps - 1, -1, -1):
-                i = steps - t
-                step(arrays[0], t, arrays[1], i - 1, *out, spec.constants, spec.hard, spec.detach)
-                if weight is None:
-                    continue
-                torch.mm(grad_rows[i - 1], weight, out=dr)
-                if mixture is None:
-                    grads[i + spec.lag - 1].add_(dr)
-                else:
-                    mix_step(*mix[:2], i, *mix[2:], mixed[i - 1].view(-1).numpy(), products.numpy())
-        grad_weight = None
-        if weight is not None and ctx.needs_input_grad[1]:
-            r = rows[spec.lag : spec.lag + steps] if mixture is None else mixed
-            grad_weight = grad_rows.view(-1, weight.shape[0]).t().mm(r.view(-1, weight.shape[1]))
+            _kernels()[1](h.view(steps, size).numpy(), grad_spikes.view(steps, size).numpy(), carry.numpy(),
+                          grad_current.view(steps, size).numpy(), _rows(weight, width, h),
+                          _rows(grad_weight, width, h), _rows(mixture, 1, h).reshape(-1), products.numpy(), spec.lag,
+                          _rows(past, size, h), pending.numpy(), recent.numpy(), spec.constants, spec.hard, spec.detach)
         grad_mixture = None if mixture is None else products.sum(1, dtype=torch.float64).to(mixture.dtype)
-        return (grad_rows.flip(0), grad_weight, grad_mixture, carry.view(h.shape[1:]),
-                grads[steps:].flip(0) if span else None, None)
+        return (grad_current, grad_weight if ctx.needs_input_grad[1] else None, grad_mixture, carry.view(h.shape[1:]),
+                None if past is None else pending.view(past.shape), None)
 
 
 def _run_layer(spec: _Spec, current, weight, mixture, v, past):
