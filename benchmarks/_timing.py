@@ -10,8 +10,13 @@ Not a benchmark itself (the Snakefile runs only benchmarks/*.py whose names do n
 
     interleaved(runs, budget_s, min_runs, max_runs) -> {name: [seconds, ...]}
 
-Each `runs[name]()` does the timed work once and returns its wall time in seconds. Every run is
-warmed once (untimed); the number of rounds fills `budget_s` at the warm-up pace, clamped to
+Each `runs[name]()` does the timed work once and returns its wall time in seconds. Warm-up rounds
+(untimed, every name once) repeat until the process's heap has stopped growing: until a whole round
+costs fewer minor page faults than 1 % of the first round's (or than 256, 1 MiB of pages), at most
+MAX_WARM_ROUNDS. On large layers the heap keeps growing for a few rounds while the variants'
+different allocation orders fragment it, and each fresh 4 KB page costs ~1-2 us to fault in: one
+warm round left the first timed rounds of a [1000, 64, 4096] layer 4-10x slower than the later ones.
+The number of timed rounds fills `budget_s` at the last warm round's pace, clamped to
 [min_runs, max_runs]; round r runs every name once, the order rotated by r, so that no variant
 always follows the same one; garbage is collected between rounds.
 """
@@ -21,20 +26,41 @@ import gc
 import math
 import os
 import platform
+import resource
 import time
 from importlib import metadata
 
 from snnlib.io import write_csv, write_json
 
 
+MAX_WARM_ROUNDS = 8
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (pages faulted in without disk I/O)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def warm_up(runs: dict) -> float:
+    """Untimed rounds until the heap stops growing (module docstring); the last round's seconds."""
+    first = None
+    for _ in range(MAX_WARM_ROUNDS):
+        faults, start = minor_faults(), time.perf_counter()
+        for name in runs:
+            runs[name]()
+        gc.collect()
+        pace, faults = time.perf_counter() - start, minor_faults() - faults
+        first = faults if first is None else first
+        if faults < max(256, first // 100):
+            break
+    return pace
+
+
 def interleaved(runs: dict, budget_s: float, min_runs: int, max_runs: int) -> dict[str, list[float]]:
     """{name: [seconds, ...]} for the callables `runs` (module docstring)."""
     names = list(runs)
-    start = time.perf_counter()
-    for name in names:
-        runs[name]()
-    warm = time.perf_counter() - start
-    rounds = max(min_runs, min(max_runs, math.ceil(budget_s / max(warm, 1e-9))))
+    pace = warm_up(runs)
+    rounds = max(min_runs, min(max_runs, math.ceil(budget_s / max(pace, 1e-9))))
     times = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:

@@ -22,7 +22,7 @@ forward + backward is recorded. Every peer computes the same neuron:
 
 Protocol. Each workload runs in a fresh process, in which all peers run with
 torch.set_num_threads(2) (snnlib's numba kernels split large layers over as many threads), warm
-(one untimed run each first), interleaved (each round runs every peer once, the order rotating
+(untimed rounds until the heap stops growing: benchmarks/_timing.py), interleaved (each round runs every peer once, the order rotating
 between rounds); the median over rounds is reported with the 25th and 75th percentiles. The
 number of rounds fills a time budget per workload (at least `--min-runs`). Unless
 --no-malloc-tuning, each workload process starts with glibc's malloc told (GLIBC_TUNABLES) never

@@ -11,8 +11,8 @@ reset, arctan surrogate alpha 2, x uniform in [0, 0.8), loss = sum of spikes, fl
     plain-compiled     the same loop under torch.compile (the other way to fuse the loop on a GPU;
                        compile time is excluded: it runs in the untimed warm-up)
 
-Timing: CUDA events around forward + backward, after torch.cuda.synchronize(); warm (one untimed
-run each), interleaved rounds as in benchmarks/_timing.py; median and 25/75th percentiles.
+Timing: CUDA events around forward + backward, after torch.cuda.synchronize(); warm (untimed rounds
+until the heap stops growing), interleaved rounds as in benchmarks/_timing.py; median and 25/75th percentiles.
 Bound: the 20 bytes per neuron-step every layer must move (benchmarks/lif_layer.py's docstring)
 over the device bandwidth measured in the same process, best of copy/add on buffers of T B N
 floats. ratio_to_bound < 1 would mean the bound is wrong: the script then fails.

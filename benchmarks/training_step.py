@@ -34,8 +34,8 @@ in `snnlib.methods.gated_recurrent_neuron`, one per layer): 0 means the model us
 and nothing changes but noise.
 
 Protocol: torch.set_num_threads(2); per model two copies built from the same seed, one per
-variant, each with its own optimizer; one untimed warm-up step each, then rounds in which both
-run once, the order alternating between rounds; median, 25th/75th percentiles and minimum over
+variant, each with its own optimizer; untimed warm-up steps until the heap stops growing
+(benchmarks/_timing.py), then rounds in which both run once, the order alternating between rounds; median, 25th/75th percentiles and minimum over
 rounds. Rounds fill a time budget per model (at least --min-runs). samples_per_s = batch / median
 time; speedup = before median / after median, speedup_min = before minimum / after minimum.
 Timings are wall-clock: on a machine shared with other jobs they scatter, mostly upwards (two
