@@ -20,7 +20,8 @@ from snnlib.methods import spaic_twins as tw  # noqa: E402
 
 
 class Reference(nn.Module):
-    """A per-step loop in place of the twin's `_LIF`: H = beta V + I, fire on H > v_th, reset to 0 (or soft)."""
+    """A per-step loop in place of the twin's `spaic_bridge.SpaicLIF`: H = beta V + I, fire on H > v_th, reset to 0
+    (or soft); returns (spikes, V[T-1], None) where SpaicLIF returns H third."""
 
     def __init__(self, beta, v_th, soft=False, strict=True):
         super().__init__()
@@ -34,7 +35,7 @@ class Reference(nn.Module):
             s = (h > self.v_th if self.strict else h >= self.v_th).float()
             v = h - self.v_th * s if self.soft else h * (1 - s)
             out.append(s)
-        return torch.stack(out), v
+        return torch.stack(out), v, None
 
 
 def variants(lif):

@@ -24,14 +24,14 @@ SPAIC's `lif` model (spaic/Neuron/Neuron.py LIFModel, Torch_Backend threshold/re
     s_l[t]  = 1 if H_l[t] > v_th else 0                 strict: torch.gt
     V_l[t]  = H_l[t] (1 - s_l[t])                       reset to 0: `o.eq(0) * v`
 
-Mapping to snnlib (the twin, `SnnlibTwin`): `snnlib.neurons.fused_decay_lif`, which computes
+Mapping to snnlib (`SpaicLIF`, used by every twin): `snnlib.neurons.fused_decay_lif`, which computes
 H = V beta + X, fires on H > v_th with a strict surrogate and resets to 0, with
 
     beta = exp(-dt / tau_m)             (`decay_factor`);  snnlib's LIFNode with decay_input=False,
                                          v_reset=0 would take tau = 1 / (1 - beta) (`snnlib_tau`)
     v_threshold = v_th,  strict firing  (LIFNode fires on >=: the two differ only where H lands
                                          exactly on v_th, hence the strict decay-factor neuron)
-    one step of delay per connection    (the twin shifts each layer's input current by one step)
+    one step of delay per connection    (`delayed`: each layer's input current shifted by one step)
 
 SPAIC takes a model's parameters as keyword arguments of `NeuronGroup` (`tau_m=`, `v_th=`); a
 `param={...}` dict is silently ignored (the defaults tau_m = 8, v_th = 1 are used), as is
@@ -68,6 +68,8 @@ __all__ = [
     "poisson_spikes",
     "build_spaic",
     "run_spaic",
+    "delayed",
+    "SpaicLIF",
     "SnnlibTwin",
     "save_spaic",
     "load_spaic",
@@ -208,8 +210,30 @@ def load_spaic(spec: FeedForward, directory: str | Path) -> spaic.Network:
     return net
 
 
+def delayed(current: torch.Tensor) -> torch.Tensor:
+    """current [T, B, ...] one step late, zeros first: what a SPAIC `Connection` delivers."""
+    return torch.cat([torch.zeros_like(current[:1]), current[:-1]])
+
+
+class SpaicLIF(nn.Module):
+    """SPAIC's `lif` as snnlib's strict decay-factor LIF: beta = exp(-dt/tau_m), fires on H > v_th, reset to 0.
+
+    forward(current [T, B, ...], v [B, ...] or None (zeros), keep_h_seq) -> `fused_decay_lif`'s
+    (spikes [T, B, ...], V[T-1], H: [T, B, ...] if keep_h_seq, else the last step's).
+    """
+
+    def __init__(self, tau_m: float, v_th: float, dt: float):
+        super().__init__()
+        self.beta, self.v_th = decay_factor(tau_m, dt), v_th
+        self.surrogate = Rectangle(width=1.0, strict=True)
+
+    def forward(self, current: torch.Tensor, v: torch.Tensor | None = None, keep_h_seq: bool = False):
+        v = torch.zeros_like(current[0]) if v is None else v
+        return fused_decay_lif(current, v, self.beta, self.v_th, self.surrogate, keep_h_seq=keep_h_seq)
+
+
 class SnnlibTwin(nn.Module):
-    """The snnlib side: bias-free linear layers and the strict decay-factor LIF, SPAIC's one-step delay per layer.
+    """The snnlib side: bias-free linear layers, each followed by SPAIC's one-step delay and `SpaicLIF`.
 
     forward(x [T, B, n_0]) -> (spikes, membranes), lists of [T, B, n_l] per layer. The weights are
     copied from the description (so from or to SPAIC's, `spaic_weights`).
@@ -222,16 +246,12 @@ class SnnlibTwin(nn.Module):
         with torch.no_grad():
             for fc, w in zip(self.fcs, spec.weights):
                 fc.weight.copy_(w)
-        self.beta = decay_factor(spec.tau_m, spec.dt)
-        self.surrogate = Rectangle(width=1.0, strict=True)
+        self.lif = SpaicLIF(spec.tau_m, spec.v_th, spec.dt)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         spikes, volts, s = [], [], x
         for fc in self.fcs:
-            drive = fc(s[:-1])
-            current = torch.cat([drive.new_zeros((1, *drive.shape[1:])), drive])
-            s, _, h = fused_decay_lif(current, current.new_zeros(current.shape[1:]), self.beta, self.spec.v_th,
-                                      self.surrogate, keep_h_seq=True)
+            s, _, h = self.lif(delayed(fc(s)), keep_h_seq=True)
             spikes.append(s)
             volts.append(h * (1 - s))
         return spikes, volts

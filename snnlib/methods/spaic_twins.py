@@ -58,8 +58,6 @@ from torch import nn
 from snnlib.methods import spaic_bridge as sb
 from snnlib.methods import spaic_circuits as sc
 from snnlib.methods import spaic_stdp as st
-from snnlib.neurons import fused_decay_lif
-from snnlib.surrogate import Rectangle
 
 __all__ = ["spaic_poisson", "ClassifierTwin", "MicrocircuitTwin", "FeatureLayerTwin", "classifier_pair",
            "feature_layer_pair", "side_by_side", "definition_lines", "frontend_table"]
@@ -72,29 +70,9 @@ def spaic_poisson(x: torch.Tensor, steps: int, dt: float) -> torch.Tensor:
     return torch.stack([torch.rand(x.shape).le(p).float() for _ in range(steps)])
 
 
-def _delayed(current: torch.Tensor) -> torch.Tensor:
-    """current [T, B, ...] one step late, zeros first: what a SPAIC connection delivers."""
-    return torch.cat([torch.zeros_like(current[:1]), current[:-1]])
-
-
-class _LIF(nn.Module):
-    """SPAIC's `lif` as snnlib's strict decay-factor LIF: beta = exp(-dt/tau_m), fires on H > v_th, reset to 0."""
-
-    def __init__(self, tau_m: float, v_th: float, dt: float):
-        super().__init__()
-        self.beta, self.v_th = sb.decay_factor(tau_m, dt), v_th
-        self.surrogate = Rectangle(width=1.0, strict=True)
-
-    def forward(self, current: torch.Tensor, v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """current [T, B, ...], v [B, ...] (zeros if None) -> (spikes [T, B, ...], V[T-1] [B, ...])."""
-        v = torch.zeros_like(current[0]) if v is None else v
-        spikes, v, _ = fused_decay_lif(current, v, self.beta, self.v_th, self.surrogate)
-        return spikes, v
-
-
 class ClassifierTwin(nn.Module):
     """SPAIC's STCA classifiers (`spaic_bridge.Classifier`) in snnlib: bias-free Linear, or Conv2d + flatten +
-    Linear, each followed by the one-step delay and `_LIF`.
+    Linear, each followed by the one-step delay and `spaic_bridge.SpaicLIF`.
 
     forward(spikes [T, B, n_in]) -> list of each layer's spikes [T, B, n_l] (flat); the sum over T of the last
     is SPAIC's spike_counts prediction. `load_spaic(net)` copies a built SPAIC classifier's weights.
@@ -106,7 +84,7 @@ class ClassifierTwin(nn.Module):
         if spec.conv:
             self.conv = nn.Parameter(torch.zeros(spec.channels, 1, spec.kernel, spec.kernel))
         self.fc = nn.Parameter(torch.zeros(spec.n_out, spec.hidden if spec.conv else spec.n_in))
-        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+        self.lif = sb.SpaicLIF(spec.tau_m, spec.v_th, spec.dt)
 
     def load_spaic(self, net) -> "ClassifierTwin":
         with torch.no_grad():
@@ -120,16 +98,16 @@ class ClassifierTwin(nn.Module):
         if spec.conv:
             images = x.reshape(steps * batch, 1, spec.side, spec.side)
             drive = F.conv2d(images, self.conv, stride=spec.stride).reshape(steps, batch, -1)
-            x, _ = self.lif(_delayed(drive))
+            x, _, _ = self.lif(sb.delayed(drive))
             out.append(x)
-        s, _ = self.lif(_delayed(x @ self.fc.T))
+        s, _, _ = self.lif(sb.delayed(x @ self.fc.T))
         return out + [s]
 
 
 class MicrocircuitTwin(nn.Module):
     """The scaled microcircuit (`spaic_circuits.Microcircuit`) in snnlib: per step, each population's current is
     its background jump w_bg * count plus `s_pre @ W.T` for every incoming connection, summed in SPAIC's order;
-    one `_LIF` step over all populations.
+    one `spaic_bridge.SpaicLIF` step over all populations.
 
     forward() -> {population: spikes [T, n]} on the description's background (batch 1, as SPAIC's run).
     """
@@ -137,21 +115,21 @@ class MicrocircuitTwin(nn.Module):
     def __init__(self, spec: sc.Microcircuit):
         super().__init__()
         self.spec = spec
-        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+        self.lif = sb.SpaicLIF(spec.tau_m, spec.v_th, spec.dt)
         self.incoming = {post: [(pre, torch.as_tensor(w)) for (pre, p), w in spec.weights.items() if p == post]
                          for post in sc.POPULATIONS}
 
     def forward(self) -> dict[str, torch.Tensor]:
         spec = self.spec
         background = torch.as_tensor(spec.background).split(list(spec.sizes), dim=1)
-        bg = {p: _delayed(x[:, None] * spec.w_bg) for p, x in zip(sc.POPULATIONS, background)}
+        bg = {p: sb.delayed(x[:, None] * spec.w_bg) for p, x in zip(sc.POPULATIONS, background)}
         s = {p: torch.zeros(1, n) for p, n in zip(sc.POPULATIONS, spec.sizes)}
         v = torch.zeros(1, sum(spec.sizes))
         out = []
         for t in range(len(spec.background)):
             current = torch.cat([torch.stack([bg[p][t]] + [s[pre] @ w.T for pre, w in self.incoming[p]], 1).sum(1)
                                  for p in sc.POPULATIONS], 1)
-            spikes, v = self.lif(current[None], v)
+            spikes, v, _ = self.lif(current[None], v)
             s = dict(zip(sc.POPULATIONS, spikes[0].split(list(spec.sizes), dim=1)))
             out.append(spikes[0, 0])
         return dict(zip(sc.POPULATIONS, torch.stack(out).split(list(spec.sizes), dim=1)))
@@ -159,7 +137,7 @@ class MicrocircuitTwin(nn.Module):
 
 class FeatureLayerTwin(nn.Module):
     """The STDP feature layer with its weights fixed (`spaic_stdp.FeatureLayer`) in snnlib: per step the input
-    connection's `x @ W.T` and the lateral inhibition's `s @ L.T`, summed in SPAIC's order, then one `_LIF` step.
+    connection's `x @ W.T` and the lateral inhibition's `s @ L.T`, summed in SPAIC's order, then one `spaic_bridge.SpaicLIF` step.
 
     forward(spikes [T, B, P]) -> hidden spikes [T, B, n_hidden]; their sum over T is SPAIC's spike_counts.
     """
@@ -167,13 +145,13 @@ class FeatureLayerTwin(nn.Module):
     def __init__(self, spec: st.FeatureLayer):
         super().__init__()
         self.weight, self.lateral = torch.as_tensor(spec.weight), torch.as_tensor(spec.lateral)
-        self.lif = _LIF(spec.tau_m, spec.v_th, spec.dt)
+        self.lif = sb.SpaicLIF(spec.tau_m, spec.v_th, spec.dt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        drive = _delayed(x @ self.weight.T)
+        drive = sb.delayed(x @ self.weight.T)
         s, v, out = torch.zeros_like(drive[0]), None, []
         for t in range(len(drive)):
-            spikes, v = self.lif(torch.stack([drive[t], s @ self.lateral.T], 1).sum(1)[None], v)
+            spikes, v, _ = self.lif(torch.stack([drive[t], s @ self.lateral.T], 1).sum(1)[None], v)
             s = spikes[0]
             out.append(s)
         return torch.stack(out)
@@ -257,25 +235,25 @@ _SPAIC_NEEDS = ("a spaic.Network subclass: Encoder (coding method), NeuronGroup(
                 "Connection(weight=array), monitors or a Decoder; Torch_Backend with dt, set_backend, build, "
                 "input, run(ms)")
 _TWIN_NEEDS = ("an nn.Module: the weights as tensors, each connection's one-step delay written out, "
-               "fused_decay_lif with beta = exp(-dt/tau_m), strict firing, reset to 0 (_LIF)")
+               "fused_decay_lif with beta = exp(-dt/tau_m), strict firing, reset to 0 (spaic_bridge.SpaicLIF)")
 # (example, SPAIC definition, twin definition (empty: none written), what SPAIC needed, what the twin needed)
 _EXAMPLES = [
-    ("feed-forward lif (equal dynamics)", [sb._SpaicFeedForward, sb.build_spaic], [sb.SnnlibTwin], _SPAIC_NEEDS,
+    ("feed-forward lif (equal dynamics)", [sb._SpaicFeedForward, sb.build_spaic], [sb.SnnlibTwin, sb.SpaicLIF, sb.delayed], _SPAIC_NEEDS,
      "an nn.Module: nn.Linear per layer, the one-step delay written out, fused_decay_lif with beta = exp(-dt/tau_m)"),
     ("STCA single-layer classifier", [sb._SpaicClassifier, sb.build_classifier],
-     [ClassifierTwin.__init__, ClassifierTwin.forward, _LIF, _delayed, spaic_poisson],
+     [ClassifierTwin.__init__, ClassifierTwin.forward, sb.SpaicLIF, sb.delayed, spaic_poisson],
      _SPAIC_NEEDS + "; Learner(algorithm='STCA') and its optimizer",
      _TWIN_NEEDS + "; SPAIC's Poisson draw (spaic_poisson); one class for both classifiers, counted in full for "
      "each; no learner (a torch optimizer on its parameters; the reset's gradient differs, module docstring)"),
     ("small conv STCA classifier", [sb._SpaicConvClassifier, sb.build_classifier],
-     [ClassifierTwin.__init__, ClassifierTwin.forward, _LIF, _delayed, spaic_poisson],
+     [ClassifierTwin.__init__, ClassifierTwin.forward, sb.SpaicLIF, sb.delayed, spaic_poisson],
      _SPAIC_NEEDS + "; link_type='conv' and syn_type=['flatten', 'basic'] before the full readout",
      _TWIN_NEEDS + "; F.conv2d over T*B images and a reshape for SPAIC's flatten synapse"),
     ("STDP feature layer (fixed W)", [st._FeatureLayer, st._built],
-     [FeatureLayerTwin, _LIF, _delayed, spaic_poisson],
+     [FeatureLayerTwin, sb.SpaicLIF, sb.delayed, spaic_poisson],
      _SPAIC_NEEDS + "; Learner(algorithm='nearest_online_stdp') on one connection (2 of the lines)",
      _TWIN_NEEDS + "; a loop over time for the lateral inhibition; no STDP (snnlib has no STDP learner)"),
-    ("cortical microcircuit", [sc._Microcircuit, sc._run], [MicrocircuitTwin, _LIF, _delayed], _SPAIC_NEEDS,
+    ("cortical microcircuit", [sc._Microcircuit, sc._run], [MicrocircuitTwin, sb.SpaicLIF, sb.delayed], _SPAIC_NEEDS,
      _TWIN_NEEDS + "; a loop over time, per population the incoming currents stacked and summed in SPAIC's order"),
     ("AdEx thermotaxis chain", [sc._Thermotaxis, sc._run], [], _SPAIC_NEEDS + "; model='adex' built in",
      "not written: snnlib has no AdEx neuron"),
