@@ -4,7 +4,8 @@
     Execute notebook ``IN`` with papermill, the parameters injected after its cell tagged
     ``parameters``, the kernel started in ``IN``'s folder (as JupyterLab would), and write
     the executed notebook to ``OUT`` atomically: a failed or killed run leaves no ``OUT``,
-    so Snakemake reruns it.
+    so Snakemake reruns it. Prints one last line with the job's cost (:func:`job_usage`), which
+    the Snakefile keeps in ``logs/<key>.log``.
 
 ``python -m snnlib.pipeline claims OUT CLAIMS_JSON... [--readme README.md]``
     Gather the works' ``claims.json`` into ``OUT`` (``results/claims.md``) and refresh the
@@ -21,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import signal
 import sys
+import time
 from pathlib import Path
 
 from snnlib import claims
@@ -47,6 +50,16 @@ def run_notebook(source: str | Path, target: str | Path, parameters: dict, *, pr
             kernel_name="python3",
         )
     return target
+
+
+def job_usage(started: float) -> str:
+    """One line: wall seconds since ``started`` (a ``time.perf_counter()``), CPU seconds (user + system) of
+    this process and every child it waited for (the notebook kernel, and the worker processes the kernel
+    waited for), and the peak resident memory of the largest of those processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    peak_mib = max(own.ru_maxrss, children.ru_maxrss) / 1024  # kilobytes on Linux
+    return f"job usage: {time.perf_counter() - started:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak_mib:.0f} MiB"
 
 
 def write_captions(work_yamls: list[str | Path], out: str | Path) -> list[Path]:
@@ -123,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as err:
             parser.error(f"--params is not valid JSON: {err}")
         logging.getLogger("papermill").setLevel(logging.WARNING)
+        started = time.perf_counter()
         run_notebook(args.source, args.target, parameters, progress=args.progress)
+        print(f"{args.target}: {job_usage(started)}", flush=True)
     else:
         ledgers = claims.gather(args.claim_files, args.out)
         if args.readme:

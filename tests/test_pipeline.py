@@ -8,6 +8,7 @@ killed run must restart cleanly, and a bad config value must be refused by name.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,6 +143,8 @@ def test_smoke_pipeline_writes_every_declared_output(smoke_project):
     assert all(f"## {key} (smoke profile" in ledger for key in works)
     assert not any((root / folder / "demo_a").exists() for folder in ("results", "figures"))
     assert (root / "README.md").read_text() == (root.parent / "README.before").read_text()  # only a default run updates it
+    usage = re.search(r"job usage: ([0-9.]+) s wall, ([0-9.]+) s CPU", (run / "logs" / "demo_a.log").read_text())
+    assert usage and float(usage[1]) > 0 and float(usage[2]) > 1.0  # the kernel's imports alone take seconds of CPU
 
 
 def test_only_the_default_embedded_run_updates_the_readme(smoke_project):
