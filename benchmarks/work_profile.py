@@ -79,6 +79,7 @@ CATEGORIES = [
     ("evaluation and statistics", ["snnlib/metrics.py", "snnlib/spike_statistics.py", "snnlib/stats.py",
                                    "snnlib/claims.py", "pycocotools/", "elephant/", "neo/", "scipy/"]),
     ("plotting", ["matplotlib/", "seaborn/", "snnlib/plotting.py", "PIL/"]),
+    ("scaling benchmark loops (hong2024)", ["spaic_scaling.py"]),
     ("other snnlib code (models, training loops, RL)", ["snnlib/"]),
     ("notebook cells", ["ipykernel_"]),
 ]
