@@ -44,8 +44,8 @@ def _step_forward(rec, c, v, spikes, h, t, constants, hard, recurrent):
     S = (H - theta >= 0) into spikes[t], H into h[t] (h[0] if h has one row), reset v in place.
     The per-step module's operations in its order (soft: v - theta S; hard: S 0 + (1 - S) H)."""
     decay, threshold = constants[0], constants[1]
-    one = constants[0] - constants[0] + 1
-    zero = one - one
+    zero = decay - decay
+    one = zero + 1
     c_t, s_t, h_t = c[t], spikes[t], h[t % h.shape[0]]
     for i in range(v.shape[0]):
         u = v[i] * decay + (rec[i] + c_t[i] if recurrent else c_t[i])
@@ -64,8 +64,8 @@ def _step_backward(h, grad_spikes, pending, t, carry, grad_current, constants, h
     (hard), g -> 0 if detach.
     """
     decay, threshold, c = constants[0], constants[1], constants[2]
-    one = decay - decay + 1
-    zero = one - one
+    zero = decay - decay
+    one = zero + 1
     h_t, gs_t, g_t = h[t], grad_spikes[t], grad_current[t]
     for i in range(carry.shape[0]):
         z = h_t[i] - threshold

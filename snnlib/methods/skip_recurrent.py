@@ -199,13 +199,13 @@ def span_mixture(weights: torch.Tensor, history: Sequence[torch.Tensor]) -> torc
 
 @functools.cache
 def _kernels():
-    """(forward loop, backward loop, mixture) compiled by numba (`snnlib.methods._skip_loops`), or None
+    """(forward loop, backward loop) compiled by numba (`snnlib.methods._skip_loops`), or None
     without numba or without torch's BLAS routines."""
     try:
         from snnlib.methods import _skip_loops
     except ImportError:
         return None
-    return _skip_loops.forward, _skip_loops.backward, _skip_loops.mix
+    return _skip_loops.forward, _skip_loops.backward
 
 
 @dataclass(frozen=True)
